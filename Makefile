@@ -1,0 +1,30 @@
+# ssl-bench: `make demo` (pretrain SimCLR, BYOL and SimSiam on the embedded data, print the
+# table) and `make test`. Both create .venv and install the project on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+ARGS ?=
+
+.PHONY: demo test test-slow install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/ssl-bench --multirun method=simclr,byol,simsiam hydra.sweep.dir=$(DEMO_DIR) $(ARGS)
+	$(VENV)/bin/ssl-bench-report $(DEMO_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+clean:
+	rm -rf runs multirun outputs wandb .pytest_cache

@@ -1,0 +1,306 @@
+"""Config schema and validation.
+
+Hydra composes ``conf/``; ``validate`` then checks the composed config against typed schemas
+(one dataclass per config group, one per method) *before any work starts*. A typo'd key, a
+value of the wrong type or out of range raises ``ConfigError`` with one message that names the
+key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run; the message is meant for the user as-is."""
+
+
+def config_dir() -> str:
+    """The ``conf/`` tree: inside the installed package, or at the root of a source checkout."""
+    pkg = Path(__file__).resolve().parent
+    for candidate in (pkg / "conf", pkg.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"ssl-bench config tree not found next to {pkg}")
+
+
+# --- field helpers: the allowed range lives next to the default --------------------------------
+def choice(default: Any, *allowed: Any) -> Any:
+    return field(default=default, metadata={"choices": allowed})
+
+
+def num(default: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
+
+
+def per_view(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
+    """A number, or a list with one number per view (asymmetric views, as in BYOL)."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "per_view": True})
+
+
+# --- schemas -------------------------------------------------------------------------------------
+@dataclass
+class Head:
+    type: str = choice("mlp", "none", "linear", "mlp")
+    num_layers: int = num(2, lo=2)
+    hidden_dim: int = num(2048, lo=1)
+    out_dim: int = num(128, lo=1)
+    hidden_bn: bool = True
+    last_bn: bool = False
+    last_bn_affine: bool = False
+
+
+@dataclass
+class SimCLR:
+    name: str = "simclr"
+    temperature: float = num(0.5, lo=0, lo_open=True)
+    normalize: bool = True
+    gather_distributed: bool = True
+    projector: Head = field(default_factory=Head)
+
+
+@dataclass
+class BYOL:
+    name: str = "byol"
+    tau_base: float = num(0.99, lo=0, hi=1)
+    tau_schedule: str = choice("cosine", "cosine", "constant")
+    predictor: str = choice("mlp", "mlp", "none", "frozen_random")
+    symmetric: bool = True
+    projector: Head = field(default_factory=Head)
+    predictor_head: Head = field(default_factory=Head)
+
+
+@dataclass
+class SimSiam:
+    name: str = "simsiam"
+    stop_grad: bool = True
+    predictor: str = choice("mlp", "mlp", "none", "frozen_random")
+    predictor_fixed_lr: bool = True
+    symmetric: bool = True
+    projector: Head = field(default_factory=Head)
+    predictor_head: Head = field(default_factory=Head)
+
+
+NESTED: dict[str, type] = {"projector": Head, "predictor_head": Head}
+METHODS: dict[str, type] = {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam}
+
+
+@dataclass
+class Backbone:
+    name: str = "resnet18"
+    pretrained: bool = False
+    stem: str = choice("timm", "timm", "small")
+    stem_stride: int = num(1, lo=1)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Data:
+    name: str = choice("shapes", "shapes")
+    image_size: int = num(32, lo=8)
+    train_size: int = num(5000, lo=1)
+    val_size: int = num(1000, lo=1)
+    test_size: int = num(1000, lo=1)
+    generator_seed: int = 1234
+    contrast: float = num(0.3, lo=0, hi=1)
+    batch_size: int = num(256, lo=1)
+    eval_batch_size: int = num(512, lo=1)
+    num_workers: int = num(0, lo=0)
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
+
+
+@dataclass
+class Augment:
+    name: str = "simclr"
+    num_views: int = num(2, lo=2)
+    crop_min_scale: Any = per_view(0.2, lo=0, hi=1)
+    crop_max_scale: Any = per_view(1.0, lo=0, hi=1)
+    flip_p: Any = per_view(0.5, lo=0, hi=1)
+    color_p: Any = per_view(0.8, lo=0, hi=1)
+    color_strength: Any = per_view(0.5, lo=0)
+    brightness: Any = per_view(0.8, lo=0)
+    contrast: Any = per_view(0.8, lo=0)
+    saturation: Any = per_view(0.8, lo=0)
+    hue: Any = per_view(0.2, lo=0, hi=1)
+    grayscale_p: Any = per_view(0.2, lo=0, hi=1)
+    blur_p: Any = per_view(0.0, lo=0, hi=1)
+    blur_sigma_min: Any = per_view(0.1, lo=0)
+    blur_sigma_max: Any = per_view(2.0, lo=0)
+    solarize_p: Any = per_view(0.0, lo=0, hi=1)
+
+
+@dataclass
+class Optim:
+    name: str = choice("sgd", "sgd", "lars", "adamw")
+    base_lr: float = num(0.05, lo=0, lo_open=True)
+    lr_scaling: str = choice("linear", "linear", "sqrt", "none")
+    reference_batch: int = num(256, lo=1)
+    weight_decay: float = num(5e-4, lo=0)
+    momentum: float = num(0.9, lo=0, hi=1)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = num(1e-8, lo=0)
+    trust_coeff: float = num(1e-3, lo=0)
+    exclude_bias_norm: bool = False
+    scheduler: str = choice("cosine", "cosine", "constant")
+    warmup_epochs: float = num(0.0, lo=0)
+    min_lr_ratio: float = num(0.0, lo=0, hi=1)
+
+
+@dataclass
+class Trainer:
+    max_epochs: int = num(10, lo=1)
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = num(1, lo=1)
+    strategy: str = "auto"
+    precision: str = choice("32-true", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true")
+    accumulate_grad_batches: int = num(1, lo=1)
+    gradient_clip_val: Any = None
+    deterministic: bool = False
+    log_every_n_steps: int = num(10, lo=1)
+    limit_train_batches: Any = None
+    enable_progress_bar: bool = True
+    checkpoint: bool = True
+    num_threads: int = num(0, lo=0)
+
+
+@dataclass
+class Logger:
+    name: str = choice("wandb", "wandb", "csv", "none")
+    mode: str = choice("auto", "auto", "online", "offline", "disabled")
+    project: str = "ssl-bench"
+    entity: Any = None
+    group: Any = None
+    tags: list[str] = field(default_factory=list)
+    job_type: str = "pretrain"
+    notes: Any = None
+
+
+@dataclass
+class Eval:
+    every_n_epochs: int = num(1, lo=1)
+    knn_k: int = num(200, lo=1)
+    knn_t: float = num(0.1, lo=0, lo_open=True)
+    probe_lr: float = num(0.1, lo=0, lo_open=True)
+    linear_epochs: int = num(100, lo=1)
+    linear_lr: float = num(0.1, lo=0, lo_open=True)
+    linear_weight_decay: float = num(1e-4, lo=0)
+    collapse_threshold: float = num(0.1, lo=0)
+    initial: bool = True
+    final: bool = True
+
+
+@dataclass
+class Root:
+    seed: int = 0
+    name: Any = None
+    output_dir: Any = None
+
+
+GROUPS: dict[str, type] = {
+    "backbone": Backbone, "data": Data, "augment": Augment, "optim": Optim,
+    "trainer": Trainer, "logger": Logger, "eval": Eval,
+}
+
+
+# --- validation ---------------------------------------------------------------------------------
+def _allowed_keys(schema: type) -> str:
+    return ", ".join(f.name for f in fields(schema))
+
+
+def _check_keys(node: Any, schema: type, path: str) -> None:
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping with keys [{_allowed_keys(schema)}], got {node!r}")
+    names = {f.name: f for f in fields(schema)}
+    for key in node.keys():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), list(names), n=1)
+            hint = f" Did you mean '{path}.{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown key '{path}.{key}'.{hint} Allowed keys: {_allowed_keys(schema)}")
+    for name, sub in NESTED.items():
+        if name in names and name in node:
+            _check_keys(node[name], sub, f"{path}.{name}")
+
+
+def _check_value(key: str, value: Any, meta: dict) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}={value!r} is not allowed; allowed: {', '.join(map(str, choices))}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is None and hi is None:
+        return
+    values = list(value) if isinstance(value, (list, ListConfig)) and meta.get("per_view") else [value]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            raise ConfigError(f"{key}={value!r} must be a number")
+        lo_bad = lo is not None and (v <= lo if meta.get("lo_open") else v < lo)
+        if lo_bad or (hi is not None and v > hi):
+            lo_txt = "" if lo is None else (f"> {lo}" if meta.get("lo_open") else f">= {lo}")
+            hi_txt = "" if hi is None else f"<= {hi}"
+            raise ConfigError(f"{key}={value!r} is out of range; allowed: {' and '.join(t for t in (lo_txt, hi_txt) if t)}")
+
+
+def _typed(node: DictConfig, schema: type, path: str) -> None:
+    """Type-check by merging into the structured schema; then range-check every field."""
+    _check_keys(node, schema, path)
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(schema), node)
+    except (ValidationError, ConfigKeyError) as err:
+        key = f"{path}.{err.full_key}" if getattr(err, "full_key", None) else path
+        raise ConfigError(f"{key}: {err.msg.splitlines()[0]}") from None
+    _check_ranges(typed, node, schema, path)
+
+
+def _check_ranges(typed: DictConfig, raw: DictConfig, schema: type, path: str) -> None:
+    """Range-check the typed values; messages quote the value as the user wrote it."""
+    for f in fields(schema):
+        if f.name in NESTED:
+            _check_ranges(typed[f.name], raw.get(f.name, typed[f.name]), NESTED[f.name], f"{path}.{f.name}")
+            continue
+        try:
+            _check_value(f"{path}.{f.name}", typed[f.name], dict(f.metadata))
+        except ConfigError:
+            _check_value(f"{path}.{f.name}", raw.get(f.name, typed[f.name]), dict(f.metadata))
+            raise
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` on the first key or value that cannot run."""
+    method = cfg.get("method")
+    if not isinstance(method, DictConfig) or "name" not in method:
+        raise ConfigError("method: missing; choose one with method=NAME (allowed: simclr, byol, simsiam)")
+    if method.name not in METHODS:
+        raise ConfigError(f"method.name={method.name!r} is not allowed; allowed: {', '.join(METHODS)}")
+    _typed(method, METHODS[method.name], "method")
+    for group, schema in GROUPS.items():
+        if group not in cfg:
+            raise ConfigError(f"{group}: missing config group")
+        _typed(cfg[group], schema, group)
+    root_keys = {f.name for f in fields(Root)} | set(GROUPS) | {"method"}
+    for key in cfg.keys():
+        if key not in root_keys:
+            close = difflib.get_close_matches(str(key), sorted(root_keys), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown top-level key '{key}'.{hint} Allowed: {', '.join(sorted(root_keys))}")
+    aug = cfg.augment
+    for f in fields(Augment):
+        value = aug[f.name]
+        if isinstance(value, ListConfig) and f.metadata.get("per_view") and len(value) != aug.num_views:
+            raise ConfigError(
+                f"augment.{f.name}={list(value)} has {len(value)} entries; give one number or {aug.num_views} (augment.num_views)"
+            )
+    heads = [method.get("projector"), method.get("predictor_head")]
+    if method.name in ("byol", "simsiam"):
+        proj, pred = heads
+        if method.predictor != "none" and pred.out_dim != proj.out_dim:
+            raise ConfigError(
+                f"method.predictor_head.out_dim={pred.out_dim} must equal method.projector.out_dim={proj.out_dim}"
+            )

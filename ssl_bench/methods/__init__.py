@@ -1,0 +1,10 @@
+"""Method registry: ``method.name`` -> LightningModule class."""
+
+from ssl_bench.methods.base import DivergedError, SSLMethod, StepOutput
+from ssl_bench.methods.byol import BYOL
+from ssl_bench.methods.simclr import SimCLR
+from ssl_bench.methods.simsiam import SimSiam
+
+METHODS: dict[str, type[SSLMethod]] = {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam}
+
+__all__ = ["METHODS", "SSLMethod", "StepOutput", "DivergedError", "SimCLR", "BYOL", "SimSiam"]

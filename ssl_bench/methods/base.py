@@ -1,0 +1,150 @@
+"""The shared base LightningModule: everything a method has in common.
+
+It owns the backbone, the batched augmentation, optimizer / scheduler wiring (linear LR scaling
+by global batch), the online linear probe, the kNN / collapse / RankMe monitors and logging. A
+method subclass adds its heads (``build_heads``) and its loss (``step``), and nothing else.
+
+Metric names (stable; README "Metrics"):
+  train/loss, train/online_probe_acc, train/z_std, train/lr, train/img_per_s (+ train/tau, BYOL)
+  val/knn_acc, val/online_probe_acc, val/z_std, val/rankme            (every eval.every_n_epochs)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ssl_bench.data.augment import BatchAugment, Normalize, views_from_config
+from ssl_bench.eval.knn import knn_accuracy
+from ssl_bench.eval.metrics import normalized_std, rankme
+from ssl_bench.models.backbones import build_backbone
+from ssl_bench.optim import build_optimizer, build_scheduler, scaled_lr, split_decay
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite: the run ends with status ``diverged``."""
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    features: torch.Tensor   # backbone features of the first view (feeds the online probe)
+    embedding: torch.Tensor  # the method's output of the first view (feeds the collapse monitor)
+
+
+class SSLMethod(pl.LightningModule):
+    def __init__(self, cfg: DictConfig, num_classes: int):
+        super().__init__()
+        self.save_hyperparameters(
+            {"cfg": OmegaConf.to_container(cfg, resolve=True), "num_classes": num_classes}, logger=False
+        )
+        self.cfg = cfg
+        self.mcfg = cfg.method
+        self.num_classes = num_classes
+        self.backbone = build_backbone(**cfg.backbone)
+        self.feat_dim: int = self.backbone.num_features
+        self.augment = BatchAugment(views_from_config(cfg.augment), cfg.data.image_size, cfg.data.mean, cfg.data.std)
+        self.normalize = Normalize(cfg.data.mean, cfg.data.std)
+        self.probe = nn.Linear(self.feat_dim, num_classes)
+        self.build_heads()
+        self._val: dict[int, list[tuple[torch.Tensor, ...]]] = defaultdict(list)
+
+    # --- what a method defines -------------------------------------------------------------------
+    def build_heads(self) -> None:
+        raise NotImplementedError
+
+    def step(self, views: list[torch.Tensor]) -> StepOutput:
+        """The method's loss on a list of augmented, normalised views."""
+        raise NotImplementedError
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The output whose spread the collapse monitor measures (the projector output)."""
+        return self.projector(features)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Trainable parameters besides the probe; override to give a group its own lr policy."""
+        return [{"named": [(n, p) for n, p in self.named_parameters() if not n.startswith("probe.")]}]
+
+    # --- forward / training ----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features of raw (uint8 or [0, 1]) images, the representation being evaluated."""
+        return self.backbone(self.normalize(x))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        out = self.step(self.augment(x))
+        if not torch.isfinite(out.loss):
+            raise DivergedError(
+                f"loss is {out.loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "lower optim.base_lr or add warmup (optim.warmup_epochs)"
+            )
+        logits = self.probe(out.features.detach())
+        probe_loss = F.cross_entropy(logits, y)
+        z = F.normalize(out.embedding.detach().float(), dim=1)
+        self.log_dict(
+            {
+                "train/loss": out.loss.detach(),
+                "train/online_probe_acc": (logits.argmax(1) == y).float().mean(),
+                "train/z_std": z.std(0).mean(),
+            },
+            on_step=True, on_epoch=True, prog_bar=False, batch_size=x.shape[0],
+        )
+        self.log("loss", out.loss.detach(), prog_bar=True, logger=False, batch_size=x.shape[0])
+        return out.loss + probe_loss
+
+    # --- monitors ----------------------------------------------------------------------------------
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        x, y = batch
+        feats = self(x)
+        if dataloader_idx == 0:            # kNN bank: unaugmented training images
+            self._val[0].append((feats, y))
+        else:                              # held-out queries
+            self._val[1].append((feats, y, self.embed(feats), self.probe(feats)))
+
+    def on_validation_epoch_end(self) -> None:
+        parts = {k: [torch.cat(t) for t in zip(*v)] for k, v in self._val.items()}
+        self._val.clear()
+        if self.trainer.sanity_checking or 0 not in parts or 1 not in parts:
+            return
+        bank, bank_y = parts[0]
+        feats, y, z, logits = parts[1]
+        if self.trainer.world_size > 1:
+            bank, bank_y, feats, y, z, logits = (
+                self.all_gather(t).flatten(0, 1) for t in (bank, bank_y, feats, y, z, logits)
+            )
+        e = self.cfg.eval
+        self.log_dict(
+            {
+                "val/knn_acc": knn_accuracy(feats, y, bank, bank_y, self.num_classes, e.knn_k, e.knn_t),
+                "val/online_probe_acc": (logits.argmax(1) == y).float().mean().item(),
+                "val/z_std": normalized_std(z),
+                "val/rankme": rankme(feats),
+            },
+            rank_zero_only=True,
+        )
+
+    # --- optimisation -------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        o = self.cfg.optim
+        world = self.trainer.world_size if self._trainer is not None else 1
+        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        lr = scaled_lr(o.base_lr, self.cfg.data.batch_size, world, accumulate, o.lr_scaling, o.reference_batch)
+        groups: list[dict[str, Any]] = []
+        for spec in self.param_groups():
+            decay, no_decay = split_decay(spec.pop("named"), o.exclude_bias_norm)
+            groups.append({"params": decay, **spec})
+            groups.append({"params": no_decay, **spec, "weight_decay": 0.0})
+        groups.append({"params": list(self.probe.parameters()), "lr": self.cfg.eval.probe_lr, "weight_decay": 0.0})
+        opt = build_optimizer(groups, o, lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, math.ceil(total / max(1, self.trainer.max_epochs)))
+        sched = build_scheduler(opt, o, total, steps_per_epoch)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,105 @@
+"""Sweep folder -> comparison table. Reads run records only (never W&B), so it works offline.
+
+Every record appears, whatever its status: failed, diverged and collapsed runs are shown as
+such, never dropped. A "random init" row reports the untrained backbone's evaluation that each
+run made before training (the mean over runs when they differ).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from ssl_bench.tracking.record import find_records, load_record
+
+COLUMNS = ("run", "method", "status", "knn_acc", "linear_acc", "online_probe_acc", "z_std_ratio", "rankme",
+           "epochs", "train_s", "img_per_s")
+
+
+def _row(rec: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
+    final, best, timings = rec.get("final", {}), rec.get("best", {}), rec.get("timings", {})
+    epochs = rec.get("epochs", [])
+    return {
+        "run": str(path.parent.relative_to(root)) if path.parent != root else path.parent.name,
+        "method": rec.get("method"),
+        "status": rec.get("status"),
+        "knn_acc": final.get("knn_acc"),
+        "linear_acc": final.get("linear_acc"),
+        "online_probe_acc": epochs[-1].get("val/online_probe_acc") if epochs else best.get("val/online_probe_acc"),
+        "z_std_ratio": final.get("z_std_ratio"),
+        "rankme": final.get("rankme"),
+        "epochs": len(epochs),
+        "train_s": timings.get("train_s"),
+        "img_per_s": timings.get("img_per_s"),
+        "overrides": " ".join(rec.get("overrides", [])),
+        "error": (rec.get("error") or {}).get("message"),
+    }
+
+
+def collect(root: str | Path) -> list[dict[str, Any]]:
+    """One row per run record under ``root``, then a ``random init`` row (if any run has one)."""
+    root = Path(root)
+    paths = find_records(root)
+    if not paths:
+        raise FileNotFoundError(f"no record.json under {root}: is it a run or sweep folder of ssl-bench?")
+    records = [(load_record(p), p) for p in paths]
+    rows = [_row(rec, p, root) for rec, p in records]
+    inits = [rec["init"] for rec, _ in records if rec.get("init")]
+    if inits:
+        rows.append({
+            "run": "random init", "method": "-", "status": "-",
+            "knn_acc": mean(i["knn_acc"] for i in inits), "linear_acc": mean(i["linear_acc"] for i in inits),
+            "online_probe_acc": None, "z_std_ratio": mean(i["z_std_ratio"] for i in inits),
+            "rankme": mean(i["rankme"] for i in inits), "epochs": 0, "train_s": None, "img_per_s": None,
+            "overrides": "", "error": None,
+        })
+    return rows
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key.endswith("_acc"):
+        return f"{100 * value:.1f}"
+    if isinstance(value, float):
+        return f"{value:.2f}" if key in ("z_std_ratio",) else f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+    return str(value)
+
+
+HEADERS = {"knn_acc": "kNN %", "linear_acc": "linear %", "online_probe_acc": "online probe %",
+           "z_std_ratio": "z_std x sqrt(d)", "rankme": "RankMe", "train_s": "train s", "img_per_s": "img/s"}
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    head = [HEADERS.get(c, c) for c in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(_fmt(c, r[c]) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS) + ["overrides", "error"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def to_rich(rows: list[dict[str, Any]], title: str) -> Any:
+    from rich.table import Table
+
+    from ssl_bench.ui import STATUS_STYLE
+
+    table = Table(title=title)
+    for c in COLUMNS:
+        table.add_column(HEADERS.get(c, c), justify="left" if c in ("run", "method", "status") else "right")
+    for r in rows:
+        cells = [_fmt(c, r[c]) for c in COLUMNS]
+        style = STATUS_STYLE.get(str(r["status"]))
+        if style:
+            cells[2] = f"[{style}]{cells[2]}[/]"
+        table.add_row(*cells, style="dim" if r["run"] == "random init" else None)
+    return table

@@ -1,0 +1,49 @@
+"""Lightning callbacks that feed the run record: epoch throughput and per-epoch metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+
+from ssl_bench.tracking.record import RunRecord
+
+
+class EpochThroughput(pl.Callback):
+    """Logs ``train/img_per_s`` (training batches only, evaluation excluded) and ``train/lr``."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+        self._start = self._end = 0.0
+        self.train_seconds = 0.0
+        self.images = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = self._end = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        self._end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = max(self._end - self._start, 1e-9)
+        images = trainer.num_training_batches * self.batch_size * trainer.world_size
+        self.train_seconds += seconds
+        self.images += images
+        pl_module.log("train/img_per_s", images / seconds)
+        pl_module.log("train/lr", trainer.optimizers[0].param_groups[0]["lr"])
+
+
+class EpochRecorder(pl.Callback):
+    """Appends the epoch's logged metrics (epoch aggregates, not per-step values) to the record."""
+
+    def __init__(self, record: RunRecord):
+        self.record = record
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {
+            k.removesuffix("_epoch"): float(v)
+            for k, v in trainer.callback_metrics.items()
+            if "/" in k and not k.endswith("_step")
+        }
+        self.record.add_epoch(trainer.current_epoch, trainer.global_step, metrics)

@@ -1,0 +1,89 @@
+"""W&B wiring: offline automatically without credentials, online with them, never a prompt."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def has_credentials() -> bool:
+    """True when W&B could authenticate without asking: an API key or identity token in the
+    environment, or a netrc entry for the W&B host (what ``wandb login`` writes)."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC", str(Path.home() / ".netrc"))
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """``auto`` -> ``WANDB_MODE`` if set, else ``online`` with credentials, else ``offline``."""
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE")
+    if env in ("online", "offline", "disabled"):
+        return env
+    return "online" if has_credentials() else "offline"
+
+
+def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | None = None) -> Any:
+    """The Lightning logger chosen by ``logger.name``: wandb | csv | none (returns False)."""
+    lc = cfg.logger
+    if lc.name == "none":
+        return False
+    if lc.name == "csv":
+        from pytorch_lightning.loggers import CSVLogger
+
+        return CSVLogger(save_dir=save_dir, name="csv", version="")
+    from pytorch_lightning.loggers import WandbLogger
+
+    import wandb
+
+    mode = resolve_mode(lc.mode)
+    return WandbLogger(
+        name=run_name,
+        save_dir=save_dir,
+        project=lc.project,
+        entity=lc.entity,
+        group=lc.group,
+        tags=list(lc.tags),
+        job_type=lc.job_type,
+        notes=lc.notes,
+        id=run_id,
+        mode=mode,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        settings=wandb.Settings(console="off", silent=True, init_timeout=120, x_disable_stats=True),
+    )
+
+
+def wandb_info(logger: Any) -> dict[str, Any] | None:
+    """Where the W&B run lives (for the record and the end-of-run summary)."""
+    if logger is False or type(logger).__name__ != "WandbLogger":
+        return None
+    run = logger.experiment
+    offline = bool(getattr(run.settings, "_offline", False)) or run.settings.mode == "offline"
+    return {
+        "id": run.id,
+        "mode": "offline" if offline else run.settings.mode,
+        "project": run.project,
+        "group": run.group or None,
+        "dir": str(Path(run.dir).parent),
+        "url": None if offline else run.url,
+    }
+
+
+def finish(logger: Any, summary: dict[str, Any], exit_code: int) -> None:
+    """Write final/best metrics to the run summary and close the run (also after a failure)."""
+    if logger is False or type(logger).__name__ != "WandbLogger":
+        return
+    run = logger.experiment
+    run.summary.update(summary)
+    run.finish(exit_code=exit_code)

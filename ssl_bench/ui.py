@@ -1,0 +1,52 @@
+"""Console output: the one-screen end-of-run summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+STATUS_STYLE = {"finished": "green", "collapsed": "yellow", "diverged": "red", "failed": "red", "running": "cyan"}
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def run_summary(record: dict[str, Any], out_dir: str | Path) -> Panel:
+    init, final, best = record["init"], record["final"], record["best"]
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    status = record["status"]
+    t.add_row("method", record["method"])
+    t.add_row("status", f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+              + (f"  {record['error']['message']}" if record.get("error") else ""))
+    t.add_row("kNN acc (test)", f"{_pct(final.get('knn_acc'))}%   random init {_pct(init.get('knn_acc'))}%")
+    t.add_row("linear acc (test)", f"{_pct(final.get('linear_acc'))}%   random init {_pct(init.get('linear_acc'))}%")
+    t.add_row("online probe (val)", f"{_pct(best.get('val/online_probe_acc'))}% best")
+    if "z_std" in final:
+        t.add_row("collapse z_std", f"{final['z_std']:.4f}  ({final['z_std_ratio']:.2f} x 1/sqrt(d); 0 = collapsed)"
+                  f"   RankMe {final['rankme']:.1f}")
+    tm = record["timings"]
+    t.add_row("time", f"{tm.get('wall_s', 0):.0f} s wall, {tm.get('train_s', 0):.0f} s training, "
+              f"{tm.get('img_per_s', 0):.0f} img/s")
+    t.add_row("record", str(Path(out_dir) / "record.json"))
+    if record.get("checkpoint"):
+        t.add_row("checkpoint", record["checkpoint"])
+    wb = record.get("wandb")
+    if wb:
+        t.add_row("W&B", f"{wb['mode']} run {wb['id']}" + (f"  {wb['url']}" if wb.get("url") else ""))
+    return Panel(t, title=f"ssl-bench run: {record['name']}", expand=False)
+
+
+def print_run_summary(record: dict[str, Any], out_dir: str | Path) -> None:
+    console = Console()
+    console.print(run_summary(record, out_dir))
+    wb = record.get("wandb")
+    if wb and wb["mode"] == "offline":   # full paths, unwrapped, ready to copy
+        console.print(f"  view:   wandb leet {wb['dir']}", soft_wrap=True, highlight=False)
+        console.print(f"  upload: wandb sync {wb['dir']}", soft_wrap=True, highlight=False)

@@ -1,0 +1,79 @@
+import torch
+
+from ssl_bench.methods import METHODS
+from ssl_bench.models.heads import MLP
+
+
+def _build(cfg):
+    torch.manual_seed(0)
+    return METHODS[cfg.method.name](cfg, num_classes=10)
+
+
+def _views(n=16):
+    return [torch.randn(n, 3, 32, 32), torch.randn(n, 3, 32, 32)]
+
+
+def _input_grads(model):
+    x1, x2 = (v.requires_grad_(True) for v in _views())
+    model.step([x1, x2]).loss.backward()
+    return x1.grad, x2.grad
+
+
+def test_simsiam_stop_gradient_blocks_the_target_branch(cfg_factory):
+    """Asymmetric loss D(p1, sg(z2)): view 2 is only a target, so no gradient reaches it."""
+    g1, g2 = _input_grads(_build(cfg_factory("method=simsiam", "method.symmetric=false")))
+    assert g1 is not None and torch.count_nonzero(g1) > 0
+    assert g2 is None
+
+
+def test_simsiam_without_stop_gradient_lets_gradient_through(cfg_factory):
+    g1, g2 = _input_grads(_build(cfg_factory("method=simsiam", "method.symmetric=false", "method.stop_grad=false")))
+    assert torch.count_nonzero(g1) > 0 and torch.count_nonzero(g2) > 0
+
+
+def test_byol_asymmetric_target_view_gets_no_gradient(cfg_factory):
+    g1, g2 = _input_grads(_build(cfg_factory("method=byol", "method.symmetric=false")))
+    assert torch.count_nonzero(g1) > 0 and g2 is None
+
+
+def test_byol_target_gets_no_gradient_and_follows_ema(cfg_factory):
+    model = _build(cfg_factory("method=byol", "method.tau_schedule=constant", "method.tau_base=0.5"))
+    out = model.step(_views())
+    out.loss.backward()
+    assert all(p.grad is None for p in model.target_backbone.parameters())
+    assert all(p.grad is None for p in model.target_projector.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+    from ssl_bench.models.momentum import update_momentum
+
+    online = next(model.backbone.parameters()).detach().clone()
+    target = next(model.target_backbone.parameters()).detach().clone()
+    with torch.no_grad():
+        next(model.backbone.parameters()).add_(1.0)
+    update_momentum(model.backbone, model.target_backbone, 0.5)
+    assert torch.allclose(next(model.target_backbone.parameters()), 0.5 * target + 0.5 * (online + 1.0))
+
+
+def test_predictor_modes(cfg_factory):
+    none = _build(cfg_factory("method=simsiam", "method.predictor=none"))
+    assert isinstance(none.predictor, torch.nn.Identity)
+    frozen = _build(cfg_factory("method=byol", "method.predictor=frozen_random"))
+    assert all(not p.requires_grad for p in frozen.predictor.parameters())
+    groups = _build(cfg_factory("method=simsiam")).param_groups()
+    assert groups[1]["fixed_lr"] is True and all(n.startswith("predictor.") for n, _ in groups[1]["named"])
+
+
+def test_simsiam_bn_placement():
+    """Projector: BN after every layer incl. the output; predictor: BN on the hidden layer only."""
+    proj = MLP(32, "mlp", 2, 64, 16, hidden_bn=True, last_bn=True)
+    pred = MLP(16, "mlp", 2, 8, 16, hidden_bn=True, last_bn=False)
+    assert isinstance(proj[-1], torch.nn.BatchNorm1d) and not proj[-1].affine
+    assert isinstance(pred[-1], torch.nn.Linear) and isinstance(pred[1], torch.nn.BatchNorm1d)
+    assert isinstance(MLP(32, "linear", out_dim=8)[0], torch.nn.Linear)
+    assert isinstance(MLP(32, "none")[0], torch.nn.Identity)
+    assert len([m for m in MLP(32, "mlp", 3, 64, 8) if isinstance(m, torch.nn.Linear)]) == 3
+
+
+def test_simclr_projector_none_uses_backbone_features(cfg_factory):
+    model = _build(cfg_factory("method=simclr", "method.projector.type=none"))
+    out = model.step(_views())
+    assert out.embedding.shape[1] == model.feat_dim
