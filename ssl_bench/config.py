@@ -109,7 +109,7 @@ class Data:
     val_size: int = num(1000, lo=1)
     test_size: int = num(1000, lo=1)
     generator_seed: int = 1234
-    contrast: float = num(0.3, lo=0, hi=1)
+    contrast: float = num(0.4, lo=0, hi=1)
     batch_size: int = num(256, lo=1)
     eval_batch_size: int = num(512, lo=1)
     num_workers: int = num(0, lo=0)

@@ -45,6 +45,7 @@ def run_summary(record: dict[str, Any], out_dir: str | Path) -> Panel:
 
 def print_run_summary(record: dict[str, Any], out_dir: str | Path) -> None:
     console = Console()
+    console.width = max(console.width, 100)
     console.print(run_summary(record, out_dir))
     wb = record.get("wandb")
     if wb and wb["mode"] == "offline":   # full paths, unwrapped, ready to copy

@@ -11,7 +11,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 # A tiny, fast setting for unit-level runs on CPU.
 TINY = [
-    "backbone.model_kwargs.channels=[8,16,16,32]",
+    "backbone.model_kwargs.widths=[8,16,16,32]",
     "data.train_size=256", "data.val_size=64", "data.test_size=64", "data.batch_size=64",
     "method.projector.hidden_dim=64", "method.projector.out_dim=32",
     "eval.linear_epochs=5", "eval.knn_k=20",

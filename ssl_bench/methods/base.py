@@ -37,7 +37,7 @@ class DivergedError(RuntimeError):
 class StepOutput:
     loss: torch.Tensor
     features: torch.Tensor   # backbone features of the first view (feeds the online probe)
-    embedding: torch.Tensor  # the method's output of the first view (feeds the collapse monitor)
+    embedding: torch.Tensor  # ``embed`` of the first view (feeds the collapse monitor)
 
 
 class SSLMethod(pl.LightningModule):
@@ -66,7 +66,8 @@ class SSLMethod(pl.LightningModule):
         raise NotImplementedError
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
-        """The output whose spread the collapse monitor measures (the projector output)."""
+        """The online branch's output, the one the loss compares, whose spread the collapse
+        monitor measures: the projector output here, the predictor output for BYOL / SimSiam."""
         return self.projector(features)
 
     def param_groups(self) -> list[dict[str, Any]]:

@@ -21,19 +21,23 @@ class BYOL(SSLMethod):
         self.target_projector = make_target(self.projector)
         self.tau = self.mcfg.tau_base
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self.projector(features))
+
     def step(self, views: list[torch.Tensor]) -> StepOutput:
         x1, x2 = views[:2]
         f1 = self.backbone(x1)
         z1 = self.projector(f1)
         with torch.no_grad():
             t2 = self.target_projector(self.target_backbone(x2))
-        loss = byol_loss(self.predictor(z1), t2)
+        p1 = self.predictor(z1)
+        loss = byol_loss(p1, t2)
         if self.mcfg.symmetric:            # the paper's symmetrised loss: L + L~
             p2 = self.predictor(self.projector(self.backbone(x2)))
             with torch.no_grad():
                 t1 = self.target_projector(self.target_backbone(x1))
             loss = loss + byol_loss(p2, t1)
-        return StepOutput(loss, f1, z1)
+        return StepOutput(loss, f1, p1)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if (batch_idx + 1) % self.trainer.accumulate_grad_batches:

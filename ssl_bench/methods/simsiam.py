@@ -29,6 +29,11 @@ class SimSiam(SSLMethod):
         self.projector = MLP(self.feat_dim, **self.mcfg.projector)
         self.predictor = build_predictor(self.mcfg.predictor, self.projector.out_dim, self.mcfg.predictor_head)
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        # The projector ends in BN, which keeps each dimension's variance at 1 even when the
+        # network collapses (z becomes rank 1); the collapse shows at the predictor output.
+        return self.predictor(self.projector(features))
+
     def param_groups(self) -> list[dict[str, Any]]:
         predictor = [(n, p) for n, p in self.named_parameters() if n.startswith("predictor.")]
         rest = [(n, p) for n, p in self.named_parameters() if not n.startswith(("predictor.", "probe."))]
@@ -39,11 +44,10 @@ class SimSiam(SSLMethod):
         f1, f2 = self.backbone(x1), self.backbone(x2)
         z1, z2 = self.projector(f1), self.projector(f2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        embedding = z1
         if self.mcfg.stop_grad:
             z1, z2 = z1.detach(), z2.detach()
         if self.mcfg.symmetric:
             loss = 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
         else:
             loss = negative_cosine(p1, z2)
-        return StepOutput(loss, f1, embedding)
+        return StepOutput(loss, f1, p1)

@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "console":
         from rich.console import Console
 
-        Console().print(to_rich(rows, title=f"ssl-bench: {Path(args.path)}"))
+        console = Console()
+        console.width = max(console.width, 140)    # a table, not prose: never squeeze it into 80 columns
+        console.print(to_rich(rows, title=f"ssl-bench: {Path(args.path)}"))
         for r in rows:
             if r.get("error"):
                 print(f"  {r['run']}: {r['status']}: {r['error']}")

@@ -52,7 +52,7 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
         rows.append({
             "run": "random init", "method": "-", "status": "-",
             "knn_acc": mean(i["knn_acc"] for i in inits), "linear_acc": mean(i["linear_acc"] for i in inits),
-            "online_probe_acc": None, "z_std_ratio": mean(i["z_std_ratio"] for i in inits),
+            "online_probe_acc": None, "z_std_ratio": None,    # heads differ per method: no common value
             "rankme": mean(i["rankme"] for i in inits), "epochs": 0, "train_s": None, "img_per_s": None,
             "overrides": "", "error": None,
         })

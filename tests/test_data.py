@@ -1,0 +1,79 @@
+import torch
+from omegaconf import OmegaConf
+
+from ssl_bench.data import augment as A
+from ssl_bench.data.datamodule import build_datamodule
+from ssl_bench.data.shapes import SHAPE_CLASSES, generate_shapes
+
+
+def test_shapes_are_deterministic_balanced_and_seeded():
+    x1, y1 = generate_shapes(200, image_size=32, seed=3)
+    x2, y2 = generate_shapes(200, image_size=32, seed=3)
+    x3, _ = generate_shapes(200, image_size=32, seed=4)
+    assert x1.dtype == torch.uint8 and x1.shape == (200, 3, 32, 32)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(x1, x3)
+    assert torch.bincount(y1, minlength=len(SHAPE_CLASSES)).tolist() == [20] * 10
+
+
+def test_objects_contrast_with_background():
+    """The centre pixel (inside the object) differs in luminance from the corners (background)."""
+    x, _ = generate_shapes(300, image_size=32, seed=0)
+    luma = (x.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1) / 255
+    centre = luma[:, 14:18, 14:18].mean((1, 2))
+    corners = torch.stack([luma[:, :3, :3], luma[:, :3, -3:], luma[:, -3:, :3], luma[:, -3:, -3:]]).mean((0, 2, 3))
+    assert ((centre - corners).abs() > 0.15).float().mean() > 0.8
+
+
+def test_datamodule_splits_and_batches():
+    cfg = OmegaConf.create(dict(name="shapes", image_size=32, train_size=100, val_size=20, test_size=30,
+                                generator_seed=7, contrast=0.4, batch_size=32, eval_batch_size=64, num_workers=0))
+    dm = build_datamodule(cfg)
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (32, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (32,)
+    assert len(dm.train_dataloader()) == 3                  # drop_last
+    bank, val = dm.val_dataloader()
+    assert sum(len(b[1]) for b in bank) == 100 and sum(len(b[1]) for b in val) == 20
+    assert not torch.equal(dm.splits["train"].images[:20], dm.splits["val"].images)
+
+
+def test_per_view_values_and_colour_strength():
+    cfg = OmegaConf.create(dict(num_views=2, crop_min_scale=0.2, crop_max_scale=1.0, flip_p=0.5, color_p=0.8,
+                                color_strength=0.5, brightness=0.8, contrast=0.8, saturation=0.4, hue=0.2,
+                                grayscale_p=0.2, blur_p=[1.0, 0.1], blur_sigma_min=0.1, blur_sigma_max=2.0,
+                                solarize_p=[0.0, 0.2]))
+    v1, v2 = A.views_from_config(cfg)
+    assert (v1.blur_p, v2.blur_p, v1.solarize_p, v2.solarize_p) == (1.0, 0.1, 0.0, 0.2)
+    assert (v1.brightness, v1.contrast, v1.saturation, v1.hue) == (0.4, 0.4, 0.2, 0.1)   # BYOL's jitter
+    cfg.color_strength = 1.0
+    assert A.views_from_config(cfg)[0].brightness == 0.8
+
+
+def test_crop_of_whole_image_with_flip_is_a_mirror():
+    x = torch.rand(4, 3, 16, 16)
+    out = A.resized_crop_flip(x, 16, 1.0, 1.0, flip_p=1.0, ratio=(1.0, 1.0))
+    assert torch.allclose(out, x.flip(-1), atol=1e-5)
+    same = A.resized_crop_flip(x, 16, 1.0, 1.0, flip_p=0.0, ratio=(1.0, 1.0))
+    assert torch.allclose(same, x, atol=1e-5)
+
+
+def test_colour_ops_are_identity_at_zero_strength_and_stay_in_range():
+    x = torch.rand(8, 3, 8, 8)
+    assert torch.allclose(A.color_jitter(x, 1.0, 0.0, 0.0, 0.0, 0.0), x)
+    y = A.color_jitter(x, 1.0, 0.8, 0.8, 0.8, 0.5)
+    assert y.min() >= 0 and y.max() <= 1 and not torch.allclose(y, x)
+    assert torch.allclose(A._hsv_to_rgb(A._rgb_to_hsv(x)), x, atol=1e-5)
+    g = A.grayscale(x, 1.0)
+    assert torch.allclose(g[:, 0], g[:, 1]) and torch.allclose(g[:, 1], g[:, 2])
+    assert torch.equal(A.solarize(x, 0.0), x)
+    s = A.solarize(x, 1.0)
+    assert torch.allclose(s, torch.where(x >= 0.5, 1 - x, x))
+    b = A.gaussian_blur(x, 1.0, 1.0, 1.0)
+    assert b.std() < x.std() and torch.allclose(b.mean(), x.mean(), atol=0.02)
+
+
+def test_views_differ_per_image():
+    aug = A.BatchAugment([A.ViewAug(), A.ViewAug()], 32, [0.5] * 3, [0.25] * 3)
+    x, _ = generate_shapes(16, seed=0)
+    v1, v2 = aug(x)
+    assert v1.shape == (16, 3, 32, 32) and not torch.allclose(v1, v2)
