@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
 from ssl_bench.data.datamodule import build_datamodule
-from ssl_bench.eval.frozen import evaluate_frozen
 from ssl_bench.methods import METHODS, DivergedError
 from ssl_bench.tracking import wandb as wb
 from ssl_bench.tracking.callbacks import EpochRecorder, EpochThroughput
@@ -35,16 +34,16 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
     record.save()
     logger: Any = False
     status, error = "failed", None
-    throughput = EpochThroughput(cfg.data.batch_size)
+    throughput = EpochThroughput(cfg.data.batch_size, unit=METHODS[cfg.method.name].throughput_unit)
     try:
         logger = wb.build_logger(cfg, str(out_dir), name)
         record["wandb"] = wb.wandb_info(logger)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         dm = build_datamodule(cfg.data)
-        model = METHODS[cfg.method.name](cfg, dm.num_classes)
+        model = METHODS[cfg.method.name].from_config(cfg, dm)
         if cfg.eval.initial:
-            record["init"] = evaluate_frozen(model, *dm.eval_loaders("test"), dm.num_classes, cfg.eval, cfg.seed)
-            log.info("random-init backbone: kNN %.3f, linear %.3f", record["init"]["knn_acc"], record["init"]["linear_acc"])
+            record["init"] = model.evaluate(dm)
+            log.info("before training: %s", ", ".join(f"{k} {v:.3f}" for k, v in record["init"].items()))
         callbacks: list[pl.Callback] = [throughput, EpochRecorder(record)]
         if cfg.trainer.checkpoint:
             callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1))
@@ -68,9 +67,8 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
             if cfg.trainer.checkpoint and (out_dir / "checkpoints" / "last.ckpt").exists():
                 record["checkpoint"] = str(out_dir / "checkpoints" / "last.ckpt")
         if cfg.eval.final:
-            record["final"] = evaluate_frozen(model, *dm.eval_loaders("test"), dm.num_classes, cfg.eval, cfg.seed)
-        z_ratio = record["final"].get("z_std_ratio")   # collapse is judged by the final evaluation
-        status = "collapsed" if z_ratio is not None and z_ratio < cfg.eval.collapse_threshold else "finished"
+            record["final"] = model.evaluate(dm)
+        status = model.final_status(record["final"])
     except DivergedError as err:
         status, error = "diverged", err
         log.error("run diverged: %s", err)
@@ -81,7 +79,7 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
         timings = {}
         if throughput.train_seconds > 0:
             timings = {"train_s": round(throughput.train_seconds, 3),
-                       "img_per_s": round(throughput.images / throughput.train_seconds, 1)}
+                       f"{throughput.unit}_per_s": round(throughput.images / throughput.train_seconds, 1)}
         record.finish(status, error, **timings)
         summary = {f"final/{k}": v for k, v in record["final"].items()}
         summary.update({f"best/{k}": v for k, v in record["best"].items()})

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ssl_bench.data.augment import BatchAugment, Normalize, views_from_config
+from ssl_bench.eval.frozen import evaluate_frozen
 from ssl_bench.eval.knn import knn_accuracy
 from ssl_bench.eval.metrics import normalized_std, rankme
 from ssl_bench.models.backbones import build_backbone
@@ -56,6 +57,24 @@ class SSLMethod(pl.LightningModule):
         self.probe = nn.Linear(self.feat_dim, num_classes)
         self.build_heads()
         self._val: dict[int, list[tuple[torch.Tensor, ...]]] = defaultdict(list)
+
+    throughput_unit = "img"   # what one training-batch element is (train/<unit>_per_s)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, datamodule: Any) -> "SSLMethod":
+        """Build the method for a datamodule (the seam through which other modalities plug in)."""
+        return cls(cfg, datamodule.num_classes)
+
+    def evaluate(self, datamodule: Any) -> dict[str, float]:
+        """Frozen-backbone evaluation on the test split: run before training (``init``) and after
+        it (``final``)."""
+        return evaluate_frozen(self, *datamodule.eval_loaders("test"), self.num_classes, self.cfg.eval,
+                               self.cfg.seed)
+
+    def final_status(self, final: dict[str, float]) -> str:
+        """``collapsed`` when the online output's spread fell below ``eval.collapse_threshold``."""
+        ratio = final.get("z_std_ratio")
+        return "collapsed" if ratio is not None and ratio < self.cfg.eval.collapse_threshold else "finished"
 
     # --- what a method defines -------------------------------------------------------------------
     def build_heads(self) -> None:

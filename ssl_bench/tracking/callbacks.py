@@ -11,10 +11,14 @@ from ssl_bench.tracking.record import RunRecord
 
 
 class EpochThroughput(pl.Callback):
-    """Logs ``train/img_per_s`` (training batches only, evaluation excluded) and ``train/lr``."""
+    """Logs ``train/img_per_s`` (training batches only, evaluation excluded) and ``train/lr``.
 
-    def __init__(self, batch_size: int):
+    ``unit`` names what one batch element is (``img``); a method whose batch elements hold many
+    items (tokens) logs its own finer throughput beside this one."""
+
+    def __init__(self, batch_size: int, unit: str = "img"):
         self.batch_size = batch_size
+        self.unit = unit
         self._start = self._end = 0.0
         self.train_seconds = 0.0
         self.images = 0
@@ -30,7 +34,7 @@ class EpochThroughput(pl.Callback):
         images = trainer.num_training_batches * self.batch_size * trainer.world_size
         self.train_seconds += seconds
         self.images += images
-        pl_module.log("train/img_per_s", images / seconds)
+        pl_module.log(f"train/{self.unit}_per_s", images / seconds)
         pl_module.log("train/lr", trainer.optimizers[0].param_groups[0]["lr"])
 
 
