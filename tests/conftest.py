@@ -14,7 +14,7 @@ TINY = [
     "backbone.model_kwargs.widths=[8,16,16,32]",
     "data.train_size=256", "data.val_size=64", "data.test_size=64", "data.batch_size=64",
     "method.projector.hidden_dim=64", "method.projector.out_dim=32",
-    "eval.linear_epochs=5", "eval.knn_k=20",
+    "eval.linear_epochs=5", "eval.knn_k=20", "eval.every_n_epochs=1",
     "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.checkpoint=false",
     "logger=none",
 ]

@@ -19,9 +19,11 @@ def test_short_fit_lowers_the_loss(method, tmp_path):
 
 
 def test_simsiam_without_stop_gradient_collapses(tmp_path):
-    collapsed = run(make_cfg("method=simsiam", "method.stop_grad=false", *FIT), tmp_path / "nosg", [], "nosg")
+    budget = ["data.train_size=512", "data.batch_size=32", "trainer.max_epochs=6", "eval.initial=false",
+              "optim=adamw", "optim.base_lr=5e-3"]
+    collapsed = run(make_cfg("method=simsiam", "method.stop_grad=false", *budget), tmp_path / "nosg", [], "nosg")
     assert collapsed["status"] == "collapsed"
     assert collapsed["final"]["z_std_ratio"] < 0.1
-    assert collapsed["epochs"][-1]["train/loss"] < -0.95       # trivially minimised
-    healthy = run(make_cfg("method=simsiam", *FIT), tmp_path / "sg", [], "sg")
-    assert healthy["status"] == "finished" and healthy["final"]["z_std_ratio"] > 0.3
+    healthy = run(make_cfg("method=simsiam", *budget), tmp_path / "sg", [], "sg")
+    assert healthy["status"] == "finished" and healthy["final"]["z_std_ratio"] > 0.5
+    assert collapsed["epochs"][-1]["train/loss"] < healthy["epochs"][-1]["train/loss"] - 0.1   # trivially minimised

@@ -154,9 +154,8 @@ class SSLMethod(pl.LightningModule):
     # --- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        world = self.trainer.world_size if self._trainer is not None else 1
-        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
-        lr = scaled_lr(o.base_lr, self.cfg.data.batch_size, world, accumulate, o.lr_scaling, o.reference_batch)
+        lr = scaled_lr(o.base_lr, self.cfg.data.batch_size, self.trainer.world_size,
+                       self.trainer.accumulate_grad_batches, o.lr_scaling, o.reference_batch)
         groups: list[dict[str, Any]] = []
         for spec in self.param_groups():
             decay, no_decay = split_decay(spec.pop("named"), o.exclude_bias_norm)
