@@ -88,8 +88,28 @@ class SimSiam:
     predictor_head: Head = field(default_factory=Head)
 
 
+@dataclass
+class MLM:
+    """RoBERTa-style masked LM (``method=mlm`` tiny / ``method=mlm_base``); the corpus, tokenizer and
+    packing are ``data.*`` (``data=text_embedded`` / ``text_files``)."""
+    name: str = "mlm"
+    hidden_size: int = num(128, lo=1)
+    num_layers: int = num(2, lo=1)
+    num_heads: int = num(4, lo=1)
+    intermediate_size: int = num(512, lo=1)
+    hidden_dropout: float = num(0.0, lo=0, hi=1)
+    attention_dropout: float = num(0.0, lo=0, hi=1)
+    initializer_range: float = num(0.02, lo=0, lo_open=True)
+    mask_prob: float = num(0.15, lo=0, hi=1, lo_open=True)
+    mask_token_prob: float = num(0.8, lo=0, hi=1)
+    random_token_prob: float = num(0.1, lo=0, hi=1)
+    masking: str = choice("dynamic", "dynamic", "static")
+    static_copies: int = num(10, lo=1)
+    export: bool = True
+
+
 NESTED: dict[str, type] = {"projector": Head, "predictor_head": Head}
-METHODS: dict[str, type] = {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam}
+METHODS: dict[str, type] = {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam, "mlm": MLM}
 
 
 @dataclass
@@ -115,6 +135,32 @@ class Data:
     num_workers: int = num(0, lo=0)
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
+
+
+@dataclass
+class TextData:
+    name: str = choice("text_embedded", "text_embedded", "text_files")
+    paths: list[str] = field(default_factory=list)
+    documents: str = choice("blank_line", "blank_line", "file")
+    pattern: str = "**/*.txt"
+    vocab_size: int = num(2048, lo=261)        # 256 bytes + 5 special tokens at least
+    min_frequency: int = num(2, lo=1)
+    tokenizer_cache: Any = None
+    max_length: int = num(128, lo=8)
+    packing: str = choice("full_sentences", "full_sentences", "doc_sentences")
+    heldout_fraction: float = num(0.1, lo=0, hi=1, lo_open=True)
+    split_seed: int = 0
+    heldout_mask_prob: float = num(0.15, lo=0, hi=1, lo_open=True)
+    heldout_mask_token_prob: float = num(0.8, lo=0, hi=1)
+    heldout_random_token_prob: float = num(0.1, lo=0, hi=1)
+    heldout_mask_seed: int = 1234
+    batch_size: int = num(16, lo=1)
+    eval_batch_size: int = num(64, lo=1)
+    num_workers: int = num(0, lo=0)
+
+
+DATA: dict[str, type] = {"shapes": Data, "text_embedded": TextData, "text_files": TextData}
+TEXT_METHODS = ("mlm",)
 
 
 @dataclass
@@ -149,7 +195,7 @@ class Optim:
     eps: float = num(1e-8, lo=0)
     trust_coeff: float = num(1e-3, lo=0)
     exclude_bias_norm: bool = False
-    scheduler: str = choice("cosine", "cosine", "constant")
+    scheduler: str = choice("cosine", "cosine", "linear", "constant")
     warmup_epochs: float = num(0.0, lo=0)
     min_lr_ratio: float = num(0.0, lo=0, hi=1)
 
@@ -202,7 +248,6 @@ class Eval:
 class Root:
     seed: int = 0
     name: Any = None
-    output_dir: Any = None
 
 
 GROUPS: dict[str, type] = {
@@ -276,13 +321,18 @@ def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` on the first key or value that cannot run."""
     method = cfg.get("method")
     if not isinstance(method, DictConfig) or "name" not in method:
-        raise ConfigError("method: missing; choose one with method=NAME (allowed: simclr, byol, simsiam)")
+        raise ConfigError(f"method: missing; choose one with method=NAME (allowed: {', '.join(METHODS)})")
     if method.name not in METHODS:
         raise ConfigError(f"method.name={method.name!r} is not allowed; allowed: {', '.join(METHODS)}")
     _typed(method, METHODS[method.name], "method")
     for group, schema in GROUPS.items():
         if group not in cfg:
             raise ConfigError(f"{group}: missing config group")
+        if group == "data":   # one schema per data.name
+            data = cfg[group]
+            if isinstance(data, DictConfig) and data.get("name") not in DATA:
+                raise ConfigError(f"data.name={data.get('name')!r} is not allowed; allowed: {', '.join(DATA)}")
+            schema = DATA[data.name] if isinstance(data, DictConfig) else Data
         _typed(cfg[group], schema, group)
     root_keys = {f.name for f in fields(Root)} | set(GROUPS) | {"method"}
     for key in cfg.keys():
@@ -290,6 +340,25 @@ def validate(cfg: DictConfig) -> None:
             close = difflib.get_close_matches(str(key), sorted(root_keys), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown top-level key '{key}'.{hint} Allowed: {', '.join(sorted(root_keys))}")
+    text_data = DATA[cfg.data.name] is TextData
+    if (method.name in TEXT_METHODS) != text_data:
+        if text_data:
+            raise ConfigError(f"data={cfg.data.name} is text; method.name={method.name!r} needs images "
+                              f"(data=shapes), or use method=mlm")
+        raise ConfigError(f"method.name={method.name!r} needs text data (data=text_embedded or data=text_files); "
+                          f"data.name={cfg.data.name!r} is images")
+    if method.name == "mlm":
+        if method.mask_token_prob + method.random_token_prob > 1:
+            raise ConfigError(f"method.mask_token_prob + method.random_token_prob = "
+                              f"{method.mask_token_prob + method.random_token_prob:g} must be <= 1")
+        if method.hidden_size % method.num_heads:
+            raise ConfigError(f"method.hidden_size={method.hidden_size} must be a multiple of "
+                              f"method.num_heads={method.num_heads}")
+    if text_data and cfg.data.heldout_mask_token_prob + cfg.data.heldout_random_token_prob > 1:
+        raise ConfigError("data.heldout_mask_token_prob + data.heldout_random_token_prob must be <= 1")
+    if not text_data and cfg.data.batch_size > cfg.data.train_size:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is larger than data.train_size={cfg.data.train_size}: "
+                          "no full batch can be drawn (batches drop the remainder)")
     aug = cfg.augment
     for f in fields(Augment):
         value = aug[f.name]

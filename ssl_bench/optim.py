@@ -1,4 +1,4 @@
-"""Optimizers (SGD, LARS, AdamW), learning-rate scaling and the warmup + cosine schedule."""
+"""Optimizers (SGD, LARS, AdamW), learning-rate scaling and the warmup + cosine / linear schedule."""
 
 from __future__ import annotations
 
@@ -59,12 +59,15 @@ def build_optimizer(groups: list[dict[str, Any]], cfg: Any, lr: float) -> torch.
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_ratio: float = 0.0,
                   schedule: str = "cosine") -> float:
-    """Multiplier of the peak lr at ``step``: linear warmup, then cosine decay to ``min_ratio``."""
+    """Multiplier of the peak lr at ``step``: linear warmup, then ``schedule``: ``cosine`` decay to
+    ``min_ratio``, ``linear`` decay to ``min_ratio`` (BERT / RoBERTa), or ``constant``."""
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule == "constant":
         return 1.0
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "linear":
+        return min_ratio + (1 - min_ratio) * (1 - progress)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 

@@ -46,7 +46,8 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
             log.info("before training: %s", ", ".join(f"{k} {v:.3f}" for k, v in record["init"].items()))
         callbacks: list[pl.Callback] = [throughput, EpochRecorder(record)]
         if cfg.trainer.checkpoint:
-            callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1))
+            callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1,
+                                             save_on_train_epoch_end=True))
         if cfg.trainer.enable_progress_bar:
             callbacks.append(RichProgressBar(leave=True))
         tc = cfg.trainer
@@ -66,6 +67,8 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
             record["timings"]["fit_s"] = round(time.perf_counter() - t_fit, 3)
             if cfg.trainer.checkpoint and (out_dir / "checkpoints" / "last.ckpt").exists():
                 record["checkpoint"] = str(out_dir / "checkpoints" / "last.ckpt")
+            if getattr(model, "export_dir", None):    # methods that export (MLM: hf_export/)
+                record["export"] = model.export_dir
         if cfg.eval.final:
             record["final"] = model.evaluate(dm)
         status = model.final_status(record["final"])

@@ -88,8 +88,13 @@ def _shapes(n: int, size: int, seed: int, contrast: float) -> tuple[torch.Tensor
     return generate_shapes(n, image_size=size, seed=seed, contrast=contrast)
 
 
-def build_datamodule(cfg: Any) -> InMemoryDataModule:
-    """The datamodule named by ``data.name`` (cached across runs of one process, e.g. a sweep)."""
+def build_datamodule(cfg: Any) -> Any:
+    """The datamodule named by ``data.name`` (cached across runs of one process, e.g. a sweep);
+    text corpora (``text_*``) are served by ``ssl_bench.text.datamodule``."""
+    if str(cfg.name).startswith("text_"):
+        from ssl_bench.text.datamodule import build_text_datamodule
+
+        return build_text_datamodule(cfg)
     if cfg.name == "shapes":
         s = int(cfg.generator_seed)
         splits = {
@@ -98,4 +103,4 @@ def build_datamodule(cfg: Any) -> InMemoryDataModule:
             "test": _shapes(cfg.test_size, cfg.image_size, s + 2, cfg.contrast),
         }
         return InMemoryDataModule(splits, SHAPE_CLASSES, cfg.batch_size, cfg.eval_batch_size, cfg.num_workers)
-    raise ValueError(f"data.name={cfg.name!r}; allowed: shapes")
+    raise ValueError(f"data.name={cfg.name!r}; allowed: shapes, text_embedded, text_files")

@@ -17,6 +17,11 @@ from ssl_bench.tracking.record import find_records, load_record
 
 COLUMNS = ("run", "method", "status", "knn_acc", "linear_acc", "online_probe_acc", "z_std_ratio", "rankme",
            "epochs", "train_s", "img_per_s")
+MLM_COLUMNS = ("ppl", "unigram_ppl", "masked_acc", "tokens_per_s")   # shown when a masked-LM run is present
+
+
+def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    return COLUMNS + MLM_COLUMNS if any(r.get("ppl") is not None for r in rows) else COLUMNS
 
 
 def _row(rec: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
@@ -34,6 +39,7 @@ def _row(rec: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
         "epochs": len(epochs),
         "train_s": timings.get("train_s"),
         "img_per_s": timings.get("img_per_s"),
+        **{k: final.get(k) for k in MLM_COLUMNS},
         "overrides": " ".join(rec.get("overrides", [])),
         "error": (rec.get("error") or {}).get("message"),
     }
@@ -47,14 +53,14 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no record.json under {root}: is it a run or sweep folder of ssl-bench?")
     records = [(load_record(p), p) for p in paths]
     rows = [_row(rec, p, root) for rec, p in records]
-    inits = [rec["init"] for rec, _ in records if rec.get("init")]
+    inits = [rec["init"] for rec, _ in records if rec.get("init", {}).get("knn_acc") is not None]   # image runs
     if inits:
         rows.append({
             "run": "random init", "method": "-", "status": "-",
             "knn_acc": mean(i["knn_acc"] for i in inits), "linear_acc": mean(i["linear_acc"] for i in inits),
             "online_probe_acc": None, "z_std_ratio": None,    # heads differ per method: no common value
             "rankme": mean(i["rankme"] for i in inits), "epochs": 0, "train_s": None, "img_per_s": None,
-            "overrides": "", "error": None,
+            "overrides": "", "error": None, **{k: None for k in MLM_COLUMNS},
         })
     return rows
 
@@ -65,24 +71,26 @@ def _fmt(key: str, value: Any) -> str:
     if key.endswith("_acc"):
         return f"{100 * value:.1f}"
     if isinstance(value, float):
-        return f"{value:.2f}" if key in ("z_std_ratio",) else f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+        return f"{value:.2f}" if key in ("z_std_ratio",) else f"{value:.1f}" if key.endswith("ppl") else f"{value:.0f}" if value >= 100 else f"{value:.1f}"
     return str(value)
 
 
 HEADERS = {"knn_acc": "kNN %", "linear_acc": "linear %", "online_probe_acc": "online probe %",
-           "z_std_ratio": "z_std x sqrt(d)", "rankme": "RankMe", "train_s": "train s", "img_per_s": "img/s"}
+           "z_std_ratio": "z_std x sqrt(d)", "rankme": "RankMe", "train_s": "train s", "img_per_s": "img/s",
+           "ppl": "ppl", "unigram_ppl": "unigram ppl", "masked_acc": "masked acc %", "tokens_per_s": "tokens/s"}
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    head = [HEADERS.get(c, c) for c in COLUMNS]
+    cols = columns(rows)
+    head = [HEADERS.get(c, c) for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(_fmt(c, r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(c, r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS) + ["overrides", "error"])
+    writer = csv.DictWriter(buf, fieldnames=list(columns(rows)) + ["overrides", "error"], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
@@ -94,10 +102,11 @@ def to_rich(rows: list[dict[str, Any]], title: str) -> Any:
     from ssl_bench.ui import STATUS_STYLE
 
     table = Table(title=title)
-    for c in COLUMNS:
+    cols = columns(rows)
+    for c in cols:
         table.add_column(HEADERS.get(c, c), justify="left" if c in ("run", "method", "status") else "right")
     for r in rows:
-        cells = [_fmt(c, r[c]) for c in COLUMNS]
+        cells = [_fmt(c, r[c]) for c in cols]
         style = STATUS_STYLE.get(str(r["status"]))
         if style:
             cells[2] = f"[{style}]{cells[2]}[/]"

@@ -23,7 +23,7 @@ RECORD_FILE = "record.json"
 SCHEMA_VERSION = 1
 STATUSES = ("running", "finished", "collapsed", "diverged", "failed")
 _PACKAGES = ("ssl-bench", "torch", "torchvision", "pytorch-lightning", "hydra-core", "omegaconf", "timm",
-             "wandb", "numpy")
+             "wandb", "numpy", "transformers", "tokenizers")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -87,6 +87,7 @@ class RunRecord:
             "timings": {},
             "wandb": None,
             "checkpoint": None,
+            "export": None,
             "error": None,
         }
 
