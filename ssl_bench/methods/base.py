@@ -42,6 +42,8 @@ class StepOutput:
 
 
 class SSLMethod(pl.LightningModule):
+    throughput_unit = "img"   # what one training-batch element is (train/<unit>_per_s)
+
     def __init__(self, cfg: DictConfig, num_classes: int):
         super().__init__()
         self.save_hyperparameters(
@@ -57,8 +59,6 @@ class SSLMethod(pl.LightningModule):
         self.probe = nn.Linear(self.feat_dim, num_classes)
         self.build_heads()
         self._val: dict[int, list[tuple[torch.Tensor, ...]]] = defaultdict(list)
-
-    throughput_unit = "img"   # what one training-batch element is (train/<unit>_per_s)
 
     @classmethod
     def from_config(cls, cfg: DictConfig, datamodule: Any) -> "SSLMethod":
