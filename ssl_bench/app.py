@@ -15,7 +15,7 @@ from ssl_bench.config import ConfigError, config_dir, validate
 def _run_name(cfg: DictConfig, overrides: list[str]) -> str:
     if cfg.name:
         return str(cfg.name)
-    shown = [o for o in overrides if not o.startswith(("hydra.", "logger.", "trainer.enable_progress_bar"))]
+    shown = [o for o in overrides if not o.startswith(("hydra.", "logger.", "trainer.enable_progress_bar", "resume="))]
     return "-".join([cfg.method.name, *shown])[:120] if shown else str(cfg.method.name)
 
 

@@ -216,6 +216,7 @@ class Trainer:
     enable_progress_bar: bool = True
     checkpoint: bool = True
     num_threads: int = num(0, lo=0)
+    channels_last: bool = False
 
 
 @dataclass
@@ -248,6 +249,7 @@ class Eval:
 class Root:
     seed: int = 0
     name: Any = None
+    resume: Any = None        # null | auto | path to a .ckpt
 
 
 GROUPS: dict[str, type] = {
@@ -340,6 +342,10 @@ def validate(cfg: DictConfig) -> None:
             close = difflib.get_close_matches(str(key), sorted(root_keys), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown top-level key '{key}'.{hint} Allowed: {', '.join(sorted(root_keys))}")
+    resume = cfg.get("resume")
+    if resume is not None and resume != "auto" and not (isinstance(resume, str) and Path(resume).is_file()):
+        raise ConfigError(f"resume={resume!r} is not allowed; allowed: null, auto, or the path of an existing "
+                          "checkpoint (.ckpt)")
     text_data = DATA[cfg.data.name] is TextData
     if (method.name in TEXT_METHODS) != text_data:
         if text_data:

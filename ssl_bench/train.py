@@ -1,4 +1,7 @@
-"""One pretraining run: build, evaluate the random init, fit, evaluate, record, close tracking."""
+"""One pretraining run: build, evaluate the random init, fit, evaluate, record, close tracking.
+
+With ``resume`` set, an interrupted run continues from its checkpoint in the same folder: same W&B
+run, same record (earlier epochs kept), no second random-init evaluation."""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
 from ssl_bench.data.datamodule import build_datamodule
 from ssl_bench.methods import METHODS, DivergedError
+from ssl_bench.resume import RngState, checkpoint_epoch, resume_checkpoint
 from ssl_bench.tracking import wandb as wb
 from ssl_bench.tracking.callbacks import EpochRecorder, EpochThroughput
-from ssl_bench.tracking.record import RunRecord
+from ssl_bench.tracking.record import RECORD_FILE, RunRecord, load_record
 
 log = logging.getLogger("ssl_bench")
 
@@ -30,21 +34,28 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
     out_dir = Path(out_dir)
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
+    ckpt = resume_checkpoint(cfg, out_dir)
+    previous = load_record(out_dir) if ckpt is not None and (out_dir / RECORD_FILE).is_file() else None
     record = RunRecord(out_dir, cfg, overrides, name)
+    if ckpt is not None:
+        last_epoch = checkpoint_epoch(ckpt)
+        record.resume(previous, ckpt, last_epoch)
+        log.info("resuming from %s (after epoch %d)", ckpt, last_epoch)
     record.save()
     logger: Any = False
     status, error = "failed", None
     throughput = EpochThroughput(cfg.data.batch_size, unit=METHODS[cfg.method.name].throughput_unit)
     try:
-        logger = wb.build_logger(cfg, str(out_dir), name)
+        old_id = (record["wandb"] or {}).get("id") if ckpt is not None else None
+        logger = wb.build_logger(cfg, str(out_dir), name, run_id=old_id)
         record["wandb"] = wb.wandb_info(logger)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         dm = build_datamodule(cfg.data)
         model = METHODS[cfg.method.name].from_config(cfg, dm)
-        if cfg.eval.initial:
+        if cfg.eval.initial and ckpt is None:   # a resumed run keeps the record's random-init evaluation
             record["init"] = model.evaluate(dm)
             log.info("before training: %s", ", ".join(f"{k} {v:.3f}" for k, v in record["init"].items()))
-        callbacks: list[pl.Callback] = [throughput, EpochRecorder(record)]
+        callbacks: list[pl.Callback] = [throughput, EpochRecorder(record), RngState()]
         if cfg.trainer.checkpoint:
             callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1,
                                              save_on_train_epoch_end=True))
@@ -62,7 +73,7 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
         )
         t_fit = time.perf_counter()
         try:
-            trainer.fit(model, datamodule=dm)
+            trainer.fit(model, datamodule=dm, ckpt_path=None if ckpt is None else str(ckpt))
         finally:
             record["timings"]["fit_s"] = round(time.perf_counter() - t_fit, 3)
             if cfg.trainer.checkpoint and (out_dir / "checkpoints" / "last.ckpt").exists():

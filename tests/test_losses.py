@@ -57,3 +57,14 @@ def test_byol_loss_is_two_minus_two_cosine():
     p = torch.tensor([[2.0, 0.0], [0.0, 3.0]])
     z = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
     assert torch.isclose(byol_loss(p, z), torch.tensor((0.0 + 2.0) / 2))
+
+
+def test_nt_xent_runs_in_float64_and_under_bf16_autocast():
+    """The self-similarity mask takes the logits' dtype (bf16-mixed precision, float64 checks)."""
+    z1, z2 = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
+    assert nt_xent(z1, z2, 0.3).dtype == torch.float64
+    w = torch.randn(5, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = nt_xent(z1.float() @ w, z2.float() @ w, 0.3)
+    assert torch.isfinite(loss)
+    assert torch.isclose(loss.float(), nt_xent(z1.float() @ w, z2.float() @ w, 0.3), rtol=0.05)

@@ -77,3 +77,19 @@ def test_simclr_projector_none_uses_backbone_features(cfg_factory):
     model = _build(cfg_factory("method=simclr", "method.projector.type=none"))
     out = model.step(_views())
     assert out.embedding.shape[1] == model.feat_dim
+
+
+def test_channels_last_changes_layout_not_results(cfg_factory):
+    cfg = cfg_factory("method=simclr")
+    views = _views()
+    model = _build(cfg)
+    model.eval()
+    with torch.no_grad():
+        ref = model.step(views).loss
+        feats = model.backbone(views[0])
+        model._channels_last = True
+        model.to(memory_format=torch.channels_last)
+        cl_views = [model._layout(v) for v in views]
+        assert cl_views[0].is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(model.step(cl_views).loss, ref, atol=1e-4)
+        assert torch.allclose(model.backbone(cl_views[0]), feats, atol=1e-4)

@@ -59,6 +59,7 @@ class SSLMethod(pl.LightningModule):
         self.probe = nn.Linear(self.feat_dim, num_classes)
         self.build_heads()
         self._val: dict[int, list[tuple[torch.Tensor, ...]]] = defaultdict(list)
+        self._channels_last = bool(cfg.trainer.get("channels_last", False))
 
     @classmethod
     def from_config(cls, cfg: DictConfig, datamodule: Any) -> "SSLMethod":
@@ -94,13 +95,20 @@ class SSLMethod(pl.LightningModule):
         return [{"named": [(n, p) for n, p in self.named_parameters() if not n.startswith("probe.")]}]
 
     # --- forward / training ----------------------------------------------------------------------
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
+
+    def on_fit_start(self) -> None:
+        if self._channels_last:
+            self.to(memory_format=torch.channels_last)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features of raw (uint8 or [0, 1]) images, the representation being evaluated."""
-        return self.backbone(self.normalize(x))
+        return self.backbone(self._layout(self.normalize(x)))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        out = self.step(self.augment(x))
+        out = self.step([self._layout(v) for v in self.augment(x)])
         if not torch.isfinite(out.loss):
             raise DivergedError(
                 f"loss is {out.loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "

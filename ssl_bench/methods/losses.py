@@ -38,7 +38,7 @@ def nt_xent(
     self_idx = torch.cat([idx, idx + n_all])
     pos_idx = torch.cat([idx + n_all, idx])
     rows = torch.arange(2 * n, device=z1.device)
-    logits = logits.index_put((rows, self_idx), torch.tensor(float("-inf"), device=z1.device))
+    logits = logits.index_put((rows, self_idx), torch.tensor(float("-inf"), dtype=logits.dtype, device=z1.device))
     return F.cross_entropy(logits, pos_idx)
 
 

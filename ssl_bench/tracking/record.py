@@ -89,6 +89,7 @@ class RunRecord:
             "checkpoint": None,
             "export": None,
             "error": None,
+            "resumed_from": None,
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -98,14 +99,32 @@ class RunRecord:
         self.data[key] = value
 
     def add_epoch(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
-        self.data["epochs"].append({"epoch": epoch, "step": step, **metrics})
+        self._add_epoch({"epoch": epoch, "step": step, **metrics})
+        self.save()
+
+    def _add_epoch(self, entry: dict[str, Any]) -> None:
+        self.data["epochs"].append(entry)
         best = self.data["best"]
-        for key, value in metrics.items():
+        for key, value in entry.items():
             if key.endswith("_acc"):
                 best[key] = max(best.get(key, value), value)
             elif key.endswith("loss") and not key.endswith("probe_loss"):
                 best[key] = min(best.get(key, value), value)
-        self.save()
+
+    def resume(self, previous: dict[str, Any] | None, checkpoint: str | Path, last_epoch: int) -> None:
+        """Continue the record of an interrupted run from a checkpoint taken at the end of epoch
+        ``last_epoch``: keep its start time, random-init evaluation, W&B run and the epochs up to
+        the checkpoint's (later ones are trained again), and name the checkpoint in ``resumed_from``."""
+        self.data["resumed_from"] = str(checkpoint)
+        if not previous:
+            return
+        self.data["started_at"] = previous.get("started_at", self.data["started_at"])
+        self.data["init"] = previous.get("init") or {}
+        self.data["wandb"] = previous.get("wandb")
+        self.data["epochs"], self.data["best"] = [], {}
+        for entry in previous.get("epochs", []):
+            if entry["epoch"] <= last_epoch:
+                self._add_epoch(dict(entry))
 
     def finish(self, status: str, error: BaseException | None = None, **timings: Any) -> None:
         if status not in STATUSES:

@@ -58,6 +58,7 @@ def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | No
         job_type=lc.job_type,
         notes=lc.notes,
         id=run_id,
+        resume="allow",          # with run_id: continue that run (resume=auto), else a new one
         mode=mode,
         config=OmegaConf.to_container(cfg, resolve=True),
         settings=wandb.Settings(console="off", silent=True, init_timeout=120, x_disable_stats=True),

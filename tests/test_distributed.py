@@ -1,0 +1,182 @@
+"""Distributed correctness on CPU: two gloo processes against one process on the whole batch.
+
+One spawn (module fixture) runs every check on 2 ranks and saves each rank's tensors; the tests
+compare them in the parent with the single-process reference:
+  * SimCLR: ``SimCLR.step`` (negatives gathered across ranks with gradients, ``offset = rank * n``)
+    under DDP gives, averaged over ranks, the loss and the gradients of the one-process run on the
+    concatenated batch;
+  * BYOL: after DDP steps + ``update_momentum`` the online and the target weights are identical on
+    both ranks, although each rank built its module from a different seed;
+  * the gather behind ``LightningModule.all_gather`` returns [world, n, ...] in rank order, so the
+    kNN monitor's ``flatten(0, 1)`` is the global batch; Lightning's distributed eval sampler
+    gives every rank the same n.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from ssl_bench.methods.losses import byol_loss
+from ssl_bench.methods.simclr import SimCLR
+from ssl_bench.models.momentum import make_target, update_momentum
+
+WORLD = 2
+N, D_IN, D_OUT = 4, 6, 5            # per-rank batch, input and projector dims
+TEMPERATURE = 0.3
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor, nn.Linear]:
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(WORLD * N, D_IN, generator=g, dtype=torch.float64)
+    x2 = torch.randn(WORLD * N, D_IN, generator=g, dtype=torch.float64)
+    torch.manual_seed(1)
+    proj = nn.Linear(D_IN, D_OUT).double()
+    return x1, x2, proj
+
+
+def _simclr_step(projector: nn.Module, x1: torch.Tensor, x2: torch.Tensor, gather: bool) -> torch.Tensor:
+    """The real ``SimCLR.step`` with an identity backbone and a given projector."""
+    stub = SimpleNamespace(backbone=nn.Identity(), projector=projector,
+                           mcfg=SimpleNamespace(gather_distributed=gather, temperature=TEMPERATURE, normalize=True))
+    return SimCLR.step(stub, [x1, x2]).loss
+
+
+class _TinyBYOL(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.online = nn.Sequential(nn.Linear(D_IN, 8), nn.ReLU(), nn.Linear(8, D_OUT))
+        self.predictor = nn.Linear(D_OUT, D_OUT)
+        self.target = make_target(self.online)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            t1, t2 = self.target(x1), self.target(x2)
+        return byol_loss(self.predictor(self.online(x1)), t2) + byol_loss(self.predictor(self.online(x2)), t1)
+
+
+def _flat(module: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def _worker(rank: int, init_method: str, out: str) -> None:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=WORLD)
+    try:
+        res: dict[str, torch.Tensor] = {}
+        rows = slice(rank * N, (rank + 1) * N)
+        x1, x2, proj = _inputs()
+        # SimCLR: global negatives, DDP-averaged gradients
+        for gather in (True, False):
+            p = proj if gather else _inputs()[2]
+            ddp = DDP(p)
+            a, b = x1[rows].clone().requires_grad_(), x2[rows].clone().requires_grad_()
+            loss = _simclr_step(ddp, a, b, gather)
+            loss.backward()
+            tag = "gather" if gather else "local"
+            mean_loss = loss.detach().clone()
+            dist.all_reduce(mean_loss)
+            res[f"simclr_{tag}_loss"] = mean_loss / WORLD
+            res[f"simclr_{tag}_wgrad"] = p.weight.grad.clone()
+            res[f"simclr_{tag}_bgrad"] = p.bias.grad.clone()
+            res[f"simclr_{tag}_x1grad"], res[f"simclr_{tag}_x2grad"] = a.grad.clone(), b.grad.clone()
+        # BYOL: a different seed per rank; DDP broadcasts rank 0's weights (target included)
+        torch.manual_seed(100 + rank)
+        byol = _TinyBYOL().double()
+        res["byol_target_before"] = _flat(byol.target)
+        model = DDP(byol)
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5, momentum=0.9)
+        g = torch.Generator().manual_seed(10 + rank)        # each rank its own data
+        for _ in range(3):
+            loss = model(torch.randn(N, D_IN, generator=g, dtype=torch.float64),
+                         torch.randn(N, D_IN, generator=g, dtype=torch.float64))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            update_momentum(byol.online, byol.target, 0.9)
+        for name, m in (("online", byol.online), ("predictor", byol.predictor), ("target", byol.target)):
+            flat = _flat(m)
+            gathered = [torch.empty_like(flat) for _ in range(WORLD)]
+            dist.all_gather(gathered, flat)
+            res[f"byol_{name}"] = torch.stack(gathered)
+        # the gather behind LightningModule.all_gather (DDPStrategy -> _all_gather_ddp_if_available)
+        from lightning_fabric.utilities.distributed import _all_gather_ddp_if_available
+
+        feats = torch.arange(3 * 2, dtype=torch.float32).reshape(3, 2) + 100 * rank
+        labels = torch.tensor([rank, rank, rank])
+        res["gather_feats"] = _all_gather_ddp_if_available(feats)
+        res["gather_labels"] = _all_gather_ddp_if_available(labels)
+        torch.save(res, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict[str, torch.Tensor]]:
+    out = tmp_path_factory.mktemp("dist")
+    mp.spawn(_worker, args=(f"file://{out / 'store'}", str(out)), nprocs=WORLD, join=True)   # no port to race for
+    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def test_simclr_gathered_loss_and_gradients_match_one_process(ranks):
+    x1, x2, proj = _inputs()
+    a, b = x1.clone().requires_grad_(), x2.clone().requires_grad_()
+    ref_loss = _simclr_step(proj, a, b, gather=True)     # one process: no process group, whole batch
+    ref_loss.backward()
+    for rank, res in enumerate(ranks):
+        rows = slice(rank * N, (rank + 1) * N)
+        torch.testing.assert_close(res["simclr_gather_loss"], ref_loss.detach(), rtol=1e-10, atol=1e-12)
+        # DDP averages parameter gradients over ranks: equal to the one-process gradient
+        torch.testing.assert_close(res["simclr_gather_wgrad"], proj.weight.grad, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(res["simclr_gather_bgrad"], proj.bias.grad, rtol=1e-10, atol=1e-12)
+        # an input's gradient sums every rank's loss through the gather: WORLD x d(mean loss)/dx
+        torch.testing.assert_close(res["simclr_gather_x1grad"] / WORLD, a.grad[rows], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(res["simclr_gather_x2grad"] / WORLD, b.grad[rows], rtol=1e-10, atol=1e-12)
+
+
+def test_simclr_without_gather_uses_local_negatives_only(ranks):
+    """The control: ``gather_distributed=false`` is the mean of per-rank losses, not the global one."""
+    x1, x2, proj = _inputs()
+    local = sum(_simclr_step(proj, x1[r * N:(r + 1) * N], x2[r * N:(r + 1) * N], gather=False)
+                for r in range(WORLD)) / WORLD
+    whole = _simclr_step(proj, x1, x2, gather=False)
+    assert ranks[0]["simclr_local_loss"].item() == pytest.approx(local.item(), rel=1e-10)
+    assert abs(local.item() - whole.item()) > 1e-3
+
+
+def test_byol_online_and_target_identical_on_every_rank(ranks):
+    assert not torch.equal(ranks[0]["byol_target_before"], ranks[1]["byol_target_before"])  # built apart
+    for name in ("online", "predictor", "target"):
+        gathered = ranks[0][f"byol_{name}"]
+        torch.testing.assert_close(gathered[0], gathered[1], rtol=0, atol=0)
+        torch.testing.assert_close(ranks[1][f"byol_{name}"], gathered, rtol=0, atol=0)
+    online, target = ranks[0]["byol_online"][0], ranks[0]["byol_target"][0]
+    assert not torch.equal(online, target)                 # tau < 1: the target lags
+    assert not torch.equal(target, ranks[0]["byol_target_before"])  # ... but it moved
+
+
+def test_all_gather_is_world_major_so_flatten_gives_the_global_batch(ranks):
+    feats, labels = ranks[0]["gather_feats"], ranks[0]["gather_labels"]
+    assert feats.shape == (WORLD, 3, 2) and labels.shape == (WORLD, 3)
+    base = torch.arange(6, dtype=torch.float32).reshape(3, 2)
+    torch.testing.assert_close(feats.flatten(0, 1), torch.cat([base + 100 * r for r in range(WORLD)]))
+    assert labels.flatten(0, 1).tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_distributed_eval_sampler_gives_every_rank_the_same_count():
+    """What Lightning puts under the val loaders on several devices (a DistributedSampler without
+    shuffling): it pads an uneven split by repeating samples, so every rank holds the same n and
+    ``all_gather`` + ``flatten(0, 1)`` is well defined (at most world - 1 samples appear twice)."""
+    from torch.utils.data import DistributedSampler
+
+    data = list(range(7))
+    parts = [list(DistributedSampler(data, num_replicas=WORLD, rank=r, shuffle=False)) for r in range(WORLD)]
+    assert [len(p) for p in parts] == [4, 4]
+    assert sorted(set(parts[0]) | set(parts[1])) == data
