@@ -217,6 +217,8 @@ class Trainer:
     checkpoint: bool = True
     num_threads: int = num(0, lo=0)
     channels_last: bool = False
+    sync_batchnorm: bool = False
+    compile: bool = False
 
 
 @dataclass

@@ -66,6 +66,7 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
             max_epochs=tc.max_epochs, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
             strategy=tc.strategy, precision=tc.precision, accumulate_grad_batches=tc.accumulate_grad_batches,
             gradient_clip_val=tc.gradient_clip_val, deterministic=tc.deterministic,
+            sync_batchnorm=tc.sync_batchnorm,
             log_every_n_steps=tc.log_every_n_steps, limit_train_batches=tc.limit_train_batches,
             check_val_every_n_epoch=cfg.eval.every_n_epochs, num_sanity_val_steps=0,
             enable_progress_bar=tc.enable_progress_bar, enable_model_summary=False,

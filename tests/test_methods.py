@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from ssl_bench.methods import METHODS
@@ -93,3 +94,16 @@ def test_channels_last_changes_layout_not_results(cfg_factory):
         assert cl_views[0].is_contiguous(memory_format=torch.channels_last)
         assert torch.allclose(model.step(cl_views).loss, ref, atol=1e-4)
         assert torch.allclose(model.backbone(cl_views[0]), feats, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_backbone_matches_eager(cfg_factory):
+    model = _build(cfg_factory("method=simclr"))
+    model.eval()
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        eager = model.backbone(x)
+        model.backbone.compile()
+        compiled = model.backbone(x)
+    assert torch.allclose(eager, compiled, atol=1e-4)
+    assert all("_orig_mod" not in k for k in model.state_dict())

@@ -101,6 +101,8 @@ class SSLMethod(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self._channels_last:
             self.to(memory_format=torch.channels_last)
+        if self.cfg.trainer.get("compile", False):
+            self.backbone.compile()      # in place: parameter names and checkpoints stay unchanged
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features of raw (uint8 or [0, 1]) images, the representation being evaluated."""
