@@ -1,13 +1,15 @@
 # ssl-bench: `make demo` (pretrain SimCLR, BYOL and SimSiam on the embedded data, print the
-# table) and `make test`. Both create .venv and install the project on first use.
+# table), `make test` and `make bench` (performance benchmarks: benchmarks/run.py, ARGS=--quick for
+# a smoke run). All create .venv and install the project on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow bench install clean
 
 install: $(STAMP)
 
@@ -25,6 +27,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(ARGS)
+
+bench: $(BENCH_STAMP)
+	$(PY) benchmarks/run.py $(ARGS)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
 
 clean:
 	rm -rf runs multirun outputs wandb .pytest_cache

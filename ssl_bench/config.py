@@ -133,6 +133,7 @@ class Data:
     batch_size: int = num(256, lo=1)
     eval_batch_size: int = num(512, lo=1)
     num_workers: int = num(0, lo=0)
+    pin_memory: bool = False
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
 

@@ -26,7 +26,8 @@ def test_objects_contrast_with_background():
 
 def test_datamodule_splits_and_batches():
     cfg = OmegaConf.create(dict(name="shapes", image_size=32, train_size=100, val_size=20, test_size=30,
-                                generator_seed=7, contrast=0.4, batch_size=32, eval_batch_size=64, num_workers=0))
+                                generator_seed=7, contrast=0.4, batch_size=32, eval_batch_size=64, num_workers=0,
+                                pin_memory=False))
     dm = build_datamodule(cfg)
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (32, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (32,)

@@ -43,11 +43,12 @@ def _batch_identity(batch: Any) -> Any:
 
 class InMemoryDataModule(pl.LightningDataModule):
     def __init__(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], classes: tuple[str, ...],
-                 batch_size: int, eval_batch_size: int, num_workers: int = 0):
+                 batch_size: int, eval_batch_size: int, num_workers: int = 0, pin_memory: bool = False):
         super().__init__()
         self.splits = {k: TensorImages(*v) for k, v in splits.items()}
         self.classes = classes
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.pin_memory = pin_memory
         if batch_size > len(self.splits["train"]):
             raise ValueError(
                 f"data.batch_size={batch_size} exceeds the {len(self.splits['train'])} training images"
@@ -70,6 +71,7 @@ class InMemoryDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=_batch_identity,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -102,5 +104,6 @@ def build_datamodule(cfg: Any) -> Any:
             "val": _shapes(cfg.val_size, cfg.image_size, s + 1, cfg.contrast),
             "test": _shapes(cfg.test_size, cfg.image_size, s + 2, cfg.contrast),
         }
-        return InMemoryDataModule(splits, SHAPE_CLASSES, cfg.batch_size, cfg.eval_batch_size, cfg.num_workers)
+        return InMemoryDataModule(splits, SHAPE_CLASSES, cfg.batch_size, cfg.eval_batch_size, cfg.num_workers,
+                                  cfg.pin_memory)
     raise ValueError(f"data.name={cfg.name!r}; allowed: shapes, text_embedded, text_files")

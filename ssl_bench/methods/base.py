@@ -118,16 +118,13 @@ class SSLMethod(pl.LightningModule):
             )
         logits = self.probe(out.features.detach())
         probe_loss = F.cross_entropy(logits, y)
-        z = F.normalize(out.embedding.detach().float(), dim=1)
-        self.log_dict(
-            {
-                "train/loss": out.loss.detach(),
-                "train/online_probe_acc": (logits.argmax(1) == y).float().mean(),
-                "train/z_std": z.std(0).mean(),
-            },
-            on_step=True, on_epoch=True, prog_bar=False, batch_size=x.shape[0],
-        )
-        self.log("loss", out.loss.detach(), prog_bar=True, logger=False, batch_size=x.shape[0])
+        self.log("train/loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        if batch_idx % self.trainer.log_every_n_steps == 0:   # monitors: sampled, each self.log has a cost
+            z = F.normalize(out.embedding.detach().float(), dim=1)
+            self.log_dict(
+                {"train/online_probe_acc": (logits.argmax(1) == y).float().mean(), "train/z_std": z.std(0).mean()},
+                on_step=True, on_epoch=True, batch_size=x.shape[0],
+            )
         return out.loss + probe_loss
 
     # --- monitors ----------------------------------------------------------------------------------

@@ -1,0 +1,23 @@
+"""benchmarks/run.py runs and writes its JSON (a smoke run of the augmentation section; no timing checks)."""
+
+import json
+import subprocess
+import sys
+
+
+def test_benchmark_quick_augment_writes_json(tmp_path, repo_root):
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "run.py"), "--quick", "--only", "augment",
+                          "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "section" in res.stdout and "augment" in res.stdout   # the summary table
+    data = json.loads(out.read_text())
+    assert {"command", "quick", "sections", "machine", "date", "wall_s", "rows"} <= set(data)
+    assert data["quick"] is True and data["sections"] == ["augment"]
+    assert {"cpu", "cores", "torch"} <= set(data["machine"])
+    rows = data["rows"]
+    assert {r["case"] for r in rows} == {f"{p} 32px {t}" for p in ("simclr", "byol", "simsiam")
+                                         for t in ("1 thread", "2 threads")}
+    for r in rows:
+        assert {"section", "case", "value", "unit", "ratio", "target", "met"} <= set(r)
+        assert r["section"] == "augment" and r["unit"] == "img/s" and r["value"] > 0
