@@ -83,3 +83,16 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: Any, total_steps: int, step
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(opt, [fixed if g["fixed_lr"] else decayed for g in opt.param_groups])
+
+
+def lightning_optimization(groups: list[dict[str, Any]], cfg: Any, batch_size: int, trainer: Any) -> dict[str, Any]:
+    """What a LightningModule's ``configure_optimizers`` returns: the optimizer over ``groups``
+    (the lr scaled by the global batch: batch x devices x nodes x accumulation) and the per-step
+    warmup + decay schedule over the trainer's estimated optimizer steps."""
+    lr = scaled_lr(cfg.base_lr, batch_size, trainer.world_size, trainer.accumulate_grad_batches,
+                   cfg.lr_scaling, cfg.reference_batch)
+    opt = build_optimizer(groups, cfg, lr)
+    total = int(trainer.estimated_stepping_batches)
+    steps_per_epoch = max(1, math.ceil(total / max(1, trainer.max_epochs)))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": build_scheduler(opt, cfg, total, steps_per_epoch),
+                                               "interval": "step"}}

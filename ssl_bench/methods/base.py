@@ -11,7 +11,6 @@ Metric names (stable; README "Metrics"):
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from ssl_bench.eval.frozen import evaluate_frozen
 from ssl_bench.eval.knn import knn_accuracy
 from ssl_bench.eval.metrics import normalized_std, rankme
 from ssl_bench.models.backbones import build_backbone
-from ssl_bench.optim import build_optimizer, build_scheduler, scaled_lr, split_decay
+from ssl_bench.optim import lightning_optimization, split_decay
 
 
 class DivergedError(RuntimeError):
@@ -161,16 +160,10 @@ class SSLMethod(pl.LightningModule):
     # --- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        lr = scaled_lr(o.base_lr, self.cfg.data.batch_size, self.trainer.world_size,
-                       self.trainer.accumulate_grad_batches, o.lr_scaling, o.reference_batch)
         groups: list[dict[str, Any]] = []
         for spec in self.param_groups():
             decay, no_decay = split_decay(spec.pop("named"), o.exclude_bias_norm)
             groups.append({"params": decay, **spec})
             groups.append({"params": no_decay, **spec, "weight_decay": 0.0})
         groups.append({"params": list(self.probe.parameters()), "lr": self.cfg.eval.probe_lr, "weight_decay": 0.0})
-        opt = build_optimizer(groups, o, lr)
-        total = int(self.trainer.estimated_stepping_batches)
-        steps_per_epoch = max(1, math.ceil(total / max(1, self.trainer.max_epochs)))
-        sched = build_scheduler(opt, o, total, steps_per_epoch)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return lightning_optimization(groups, o, self.cfg.data.batch_size, self.trainer)

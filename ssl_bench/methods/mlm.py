@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from ssl_bench.methods.base import DivergedError
-from ssl_bench.optim import build_optimizer, build_scheduler, scaled_lr, split_decay
+from ssl_bench.optim import lightning_optimization, split_decay
 from ssl_bench.text.masking import IGNORE, MaskSpec
 from ssl_bench.text.tokenizer import BOS, EOS, PAD
 
@@ -95,9 +95,9 @@ class MLM(pl.LightningModule):
                 "lower optim.base_lr or add warmup (optim.warmup_epochs)"
             )
         self._tokens = self._tokens + attn.sum()   # stays on the device: no per-step sync
-        self.log_dict({"train/loss": loss.detach(), "train/masked_acc": correct / n},
-                      on_step=True, on_epoch=True, batch_size=ids.shape[0])
-        self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=ids.shape[0])
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=ids.shape[0])
+        if batch_idx % self.trainer.log_every_n_steps == 0:   # sampled, as the image methods' monitors
+            self.log("train/masked_acc", correct / n, on_step=True, on_epoch=True, batch_size=ids.shape[0])
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -167,12 +167,6 @@ class MLM(pl.LightningModule):
     # --- optimisation -------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        world = self.trainer.world_size if self._trainer is not None else 1
-        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
-        lr = scaled_lr(o.base_lr, self.cfg.data.batch_size, world, accumulate, o.lr_scaling, o.reference_batch)
         decay, no_decay = split_decay(self.model.named_parameters(), o.exclude_bias_norm)
-        opt = build_optimizer([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], o, lr)
-        total = int(self.trainer.estimated_stepping_batches)
-        steps_per_epoch = max(1, math.ceil(total / max(1, self.trainer.max_epochs)))
-        sched = build_scheduler(opt, o, total, steps_per_epoch)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return lightning_optimization(groups, o, self.cfg.data.batch_size, self.trainer)
