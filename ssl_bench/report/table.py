@@ -71,7 +71,9 @@ def _fmt(key: str, value: Any) -> str:
     if key.endswith("_acc"):
         return f"{100 * value:.1f}"
     if isinstance(value, float):
-        return f"{value:.2f}" if key in ("z_std_ratio",) else f"{value:.1f}" if key.endswith("ppl") else f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+        if key == "z_std_ratio":
+            return f"{value:.2f}"
+        return f"{value:.1f}" if key.endswith("ppl") or value < 100 else f"{value:.0f}"
     return str(value)
 
 
