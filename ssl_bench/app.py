@@ -36,14 +36,19 @@ def main(cfg: DictConfig) -> float | None:
         from pathlib import Path
 
         cfg.logger.group = Path(hc.sweep.dir).name
+    from ssl_bench.data.images import CorruptImage, DatasetMissing
+
     try:
         record = run(cfg, hc.runtime.output_dir, overrides, _run_name(cfg, overrides))
-    except Exception:
+    except Exception as err:
         if multirun:   # the record says "failed"; the rest of the sweep goes on
             import traceback
 
             traceback.print_exc()
             return None
+        if isinstance(err, (DatasetMissing, CorruptImage)):   # actionable as one line, no traceback
+            print(f"ssl-bench: data error: {err}", file=sys.stderr)
+            sys.exit(2)
         raise
     print_run_summary(record, hc.runtime.output_dir)
     return record["final"].get("knn_acc")

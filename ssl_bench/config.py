@@ -130,6 +130,7 @@ class Data:
     test_size: int = num(1000, lo=1)
     generator_seed: int = 1234
     contrast: float = num(0.4, lo=0, hi=1)
+    crop_min_scale: float = num(0.2, lo=0, hi=1)
     batch_size: int = num(256, lo=1)
     eval_batch_size: int = num(512, lo=1)
     num_workers: int = num(0, lo=0)
@@ -160,7 +161,54 @@ class TextData:
     num_workers: int = num(0, lo=0)
 
 
-DATA: dict[str, type] = {"shapes": Data, "text_embedded": TextData, "text_files": TextData}
+@dataclass
+class RealImages:
+    """Keys every real image dataset shares (``data=cifar10|cifar100|stl10|imagefolder``)."""
+    name: str = "cifar10"
+    root: str = "data"
+    image_size: int = num(32, lo=8)
+    fraction: float = num(1.0, lo=0, hi=1, lo_open=True)
+    val_size: int = num(2000, lo=1)
+    bank_size: Any = None
+    split_seed: int = 0
+    crop_min_scale: float = num(0.2, lo=0, hi=1)
+    batch_size: int = num(256, lo=1)
+    eval_batch_size: int = num(512, lo=1)
+    num_workers: int = num(0, lo=0)
+    pin_memory: bool = False
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
+
+
+@dataclass
+class CifarData(RealImages):
+    name: str = choice("cifar10", "cifar10", "cifar100")
+    download: bool = False
+    verify: bool = True
+
+
+@dataclass
+class STL10Data(RealImages):
+    name: str = choice("stl10", "stl10")
+    download: bool = False
+    verify: bool = True
+    pretrain_splits: list[str] = field(default_factory=lambda: ["unlabeled", "train"])
+
+
+@dataclass
+class FolderData(RealImages):
+    name: str = choice("imagefolder", "imagefolder")
+    train: list[str] = field(default_factory=lambda: ["train"])
+    eval_train: str = "train"
+    test: str = "test"
+    labels: str = choice("auto", "auto", "true", "false")
+    on_corrupt: str = choice("skip", "skip", "error")
+    cache_dir: Any = "~/.cache/ssl-bench/imagefolder"
+    decode_workers: int = num(2, lo=0)
+
+
+DATA: dict[str, type] = {"shapes": Data, "text_embedded": TextData, "text_files": TextData, "cifar10": CifarData,
+                         "cifar100": CifarData, "stl10": STL10Data, "imagefolder": FolderData}
 TEXT_METHODS = ("mlm",)
 
 
@@ -182,6 +230,8 @@ class Augment:
     blur_sigma_min: Any = per_view(0.1, lo=0)
     blur_sigma_max: Any = per_view(2.0, lo=0)
     solarize_p: Any = per_view(0.0, lo=0, hi=1)
+    blur_min_size: int = num(0, lo=0)
+    backend: str = choice("batched", "batched", "torchvision")
 
 
 @dataclass
@@ -253,6 +303,7 @@ class Root:
     seed: int = 0
     name: Any = None
     resume: Any = None        # null | auto | path to a .ckpt
+    study: Any = None         # conf/experiment/*: what ssl-bench-report needs to lay out a paper's table
 
 
 GROUPS: dict[str, type] = {
@@ -349,11 +400,13 @@ def validate(cfg: DictConfig) -> None:
     if resume is not None and resume != "auto" and not (isinstance(resume, str) and Path(resume).is_file()):
         raise ConfigError(f"resume={resume!r} is not allowed; allowed: null, auto, or the path of an existing "
                           "checkpoint (.ckpt)")
+    if "root" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "root"):
+        raise ConfigError(f"data.root is required for data={cfg.data.name}: data.root=/path/to/dataset")
     text_data = DATA[cfg.data.name] is TextData
     if (method.name in TEXT_METHODS) != text_data:
         if text_data:
             raise ConfigError(f"data={cfg.data.name} is text; method.name={method.name!r} needs images "
-                              f"(data=shapes), or use method=mlm")
+                              f"(data=shapes, cifar10, cifar100, stl10 or imagefolder), or use method=mlm")
         raise ConfigError(f"method.name={method.name!r} needs text data (data=text_embedded or data=text_files); "
                           f"data.name={cfg.data.name!r} is images")
     if method.name == "mlm":
@@ -365,7 +418,7 @@ def validate(cfg: DictConfig) -> None:
                               f"method.num_heads={method.num_heads}")
     if text_data and cfg.data.heldout_mask_token_prob + cfg.data.heldout_random_token_prob > 1:
         raise ConfigError("data.heldout_mask_token_prob + data.heldout_random_token_prob must be <= 1")
-    if not text_data and cfg.data.batch_size > cfg.data.train_size:
+    if cfg.data.name == "shapes" and cfg.data.batch_size > cfg.data.train_size:
         raise ConfigError(f"data.batch_size={cfg.data.batch_size} is larger than data.train_size={cfg.data.train_size}: "
                           "no full batch can be drawn (batches drop the remainder)")
     aug = cfg.augment

@@ -50,7 +50,7 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
         logger = wb.build_logger(cfg, str(out_dir), name, run_id=old_id)
         record["wandb"] = wb.wandb_info(logger)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        dm = build_datamodule(cfg.data)
+        dm = build_datamodule(cfg.data, cfg.augment)
         model = METHODS[cfg.method.name].from_config(cfg, dm)
         if cfg.eval.initial and ckpt is None:   # a resumed run keeps the record's random-init evaluation
             record["init"] = model.evaluate(dm)

@@ -15,7 +15,7 @@ Colour jitter magnitudes are ``base * color_strength``: with SimCLR's bases (0.8
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -48,9 +48,13 @@ class ViewAug:
         return self.color_p > 0 and max(self.brightness, self.contrast, self.saturation, self.hue) > 0
 
 
-def views_from_config(cfg: Mapping[str, Any]) -> list[ViewAug]:
-    """Resolve an ``augment`` config (scalars or per-view lists) into one ``ViewAug`` per view."""
+def views_from_config(cfg: Mapping[str, Any], image_size: int | None = None) -> list[ViewAug]:
+    """Resolve an ``augment`` config (scalars or per-view lists) into one ``ViewAug`` per view.
+
+    Blur is dropped for images smaller than ``blur_min_size`` pixels (the papers use no blur on
+    32 px CIFAR, and blur on 96 px STL-10 and ImageNet)."""
     n = int(cfg["num_views"])
+    no_blur = image_size is not None and image_size < int(cfg.get("blur_min_size", 0) or 0)
 
     def at(key: str, i: int) -> float:
         value = cfg[key]
@@ -68,6 +72,8 @@ def views_from_config(cfg: Mapping[str, Any]) -> list[ViewAug]:
                 hue=min(at("hue", i) * s, 0.5),
             )
         )
+    if no_blur:
+        views = [replace(v, blur_p=0.0) for v in views]
     return views
 
 
@@ -171,7 +177,7 @@ def gaussian_blur(x: torch.Tensor, p: float, sigma_min: float, sigma_max: float)
     on = _bernoulli(p, n, x.device)
     if not bool(on.any()):
         return x
-    k = max(3, int(0.1 * h) // 2 * 2 + 1)
+    k = blur_kernel(h)
     sigma = _uniform(sigma_min, sigma_max, n, x.device)
     coords = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
     kern = torch.exp(-coords.view(1, k) ** 2 / (2 * sigma.view(n, 1) ** 2))
@@ -234,3 +240,40 @@ class BatchAugment(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = Normalize.to_float(x)
         return [self.normalize(apply_view(x, v, self.out_size), already_float=True) for v in self.views]
+
+
+# --- the per-image path: torchvision transforms v2 --------------------------------------------------
+def blur_kernel(size: int) -> int:
+    """Gaussian blur kernel: about 10% of the image side, odd, at least 3 (SimCLR)."""
+    return max(3, int(0.1 * size) // 2 * 2 + 1)
+
+
+def torchvision_view(v: ViewAug, out_size: int, mean: Sequence[float], std: Sequence[float]) -> Any:
+    """The same view pipeline as ``apply_view``, as torchvision transforms v2 applied per image
+    (uint8 ``[3, H, W]`` in, normalised float out); runs in DataLoader workers (``augment.backend=torchvision``)."""
+    from torchvision.transforms import v2
+
+    ops: list[Any] = [v2.RandomResizedCrop(out_size, scale=(v.crop_min_scale, v.crop_max_scale), antialias=True)]
+    if v.flip_p > 0:
+        ops.append(v2.RandomHorizontalFlip(v.flip_p))
+    if v.has_color:
+        ops.append(v2.RandomApply([v2.ColorJitter(v.brightness, v.contrast, v.saturation, v.hue)], p=v.color_p))
+    if v.grayscale_p > 0:
+        ops.append(v2.RandomGrayscale(v.grayscale_p))
+    if v.blur_p > 0:
+        ops.append(v2.RandomApply([v2.GaussianBlur(blur_kernel(out_size), (v.blur_sigma_min, v.blur_sigma_max))],
+                                  p=v.blur_p))
+    if v.solarize_p > 0:
+        ops.append(v2.RandomSolarize(threshold=128, p=v.solarize_p))   # uint8 images: 0.5 of the range
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    return v2.Compose(ops)
+
+
+class TorchvisionViews:
+    """Picklable per-image transform: one image -> a list of normalised views."""
+
+    def __init__(self, views: Sequence[ViewAug], out_size: int, mean: Sequence[float], std: Sequence[float]):
+        self.pipelines = [torchvision_view(v, out_size, mean, std) for v in views]
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [p(x) for p in self.pipelines]

@@ -41,14 +41,37 @@ def _batch_identity(batch: Any) -> Any:
     return batch
 
 
+class ViewImages(Dataset):
+    """Per-image path (``augment.backend=torchvision``): each item is (list of views, label)."""
+
+    def __init__(self, base: TensorImages, transform: Any):
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        x, y = self.base[i]
+        return self.transform(x), y
+
+
 class InMemoryDataModule(pl.LightningDataModule):
+    """Named splits of uint8 images: ``train`` (pretraining; label -1 = unlabelled), optional
+    ``bank`` (labelled training images for kNN / linear evaluation; default: ``train``), optional
+    ``monitor_bank`` (a smaller bank for the in-training kNN monitor), ``val`` and ``test``.
+
+    With ``views`` (a per-image transform), training batches are lists of augmented views built in
+    the DataLoader workers instead of raw images augmented on the training device."""
+
     def __init__(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], classes: tuple[str, ...],
-                 batch_size: int, eval_batch_size: int, num_workers: int = 0, pin_memory: bool = False):
+                 batch_size: int, eval_batch_size: int, num_workers: int = 0, pin_memory: bool = False,
+                 views: Any = None):
         super().__init__()
         self.splits = {k: TensorImages(*v) for k, v in splits.items()}
         self.classes = classes
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.pin_memory = pin_memory
+        self.views = views
         if batch_size > len(self.splits["train"]):
             raise ValueError(
                 f"data.batch_size={batch_size} exceeds the {len(self.splits['train'])} training images"
@@ -62,14 +85,21 @@ class InMemoryDataModule(pl.LightningDataModule):
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.splits["train"].images.shape[1:])
 
+    def _split(self, *names: str) -> str:
+        return next(n for n in names if n in self.splits)
+
     def _loader(self, split: str, train: bool) -> DataLoader:
+        data: Dataset = self.splits[split]
+        per_image = train and self.views is not None
+        if per_image:
+            data = ViewImages(self.splits[split], self.views)
         return DataLoader(
-            self.splits[split],
+            data,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
             drop_last=train,
             num_workers=self.num_workers,
-            collate_fn=_batch_identity,
+            collate_fn=None if per_image else _batch_identity,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
         )
@@ -78,11 +108,12 @@ class InMemoryDataModule(pl.LightningDataModule):
         return self._loader("train", True)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._loader("train", False), self._loader("val", False)]
+        return [self._loader(self._split("monitor_bank", "bank", "train"), False), self._loader("val", False)]
 
     def eval_loaders(self, split: str = "test") -> tuple[DataLoader, DataLoader]:
-        """(bank = unaugmented train, queries = ``split``) for the initial / final evaluation."""
-        return self._loader("train", False), self._loader(split, False)
+        """(bank = unaugmented labelled training images, queries = ``split``) for the initial / final
+        evaluation."""
+        return self._loader(self._split("bank", "train"), False), self._loader(split, False)
 
 
 @lru_cache(maxsize=4)
@@ -90,13 +121,56 @@ def _shapes(n: int, size: int, seed: int, contrast: float) -> tuple[torch.Tensor
     return generate_shapes(n, image_size=size, seed=seed, contrast=contrast)
 
 
-def build_datamodule(cfg: Any) -> Any:
-    """The datamodule named by ``data.name`` (cached across runs of one process, e.g. a sweep);
-    text corpora (``text_*``) are served by ``ssl_bench.text.datamodule``."""
+@lru_cache(maxsize=2)
+def _real(key: str) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], tuple[str, ...]]:
+    """Loaded once per process (a sweep's jobs share it); ``key`` is the JSON of the data config."""
+    import json
+
+    from ssl_bench.data import images
+
+    c = json.loads(key)
+    if c["name"] in ("cifar10", "cifar100"):
+        return images.load_cifar(c["name"], c["root"], c["download"], c["verify"])
+    if c["name"] == "stl10":
+        return images.load_stl10(c["root"], c["pretrain_splits"], c["download"], c["verify"])
+    return images.load_imagefolder(c["root"], c["train"], c["eval_train"], c["test"], c["image_size"], c["labels"],
+                                   c["on_corrupt"], c["cache_dir"], c["decode_workers"])
+
+
+def _real_splits(cfg: Any) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], tuple[str, ...]]:
+    import json
+
+    from omegaconf import OmegaConf
+
+    from ssl_bench.data.images import subset
+
+    keys = ("name", "root", "download", "verify", "pretrain_splits", "train", "eval_train", "test", "image_size",
+            "labels", "on_corrupt", "cache_dir", "decode_workers")
+    c = OmegaConf.to_container(cfg, resolve=True)
+    loaded, classes = _real(json.dumps({k: c.get(k) for k in keys}, sort_keys=True))
+    splits = dict(loaded)
+    seed = int(cfg.split_seed)
+    splits.setdefault("bank", splits["train"])    # evaluation always uses the whole labelled training set
+    splits["train"] = subset(splits["train"], fraction=cfg.fraction, seed=seed)
+    splits["val"] = subset(splits["test"], size=cfg.val_size, seed=seed + 1)
+    if cfg.bank_size is not None:
+        splits["monitor_bank"] = subset(splits["bank"], size=cfg.bank_size, seed=seed + 2)
+    return splits, classes
+
+
+def build_datamodule(cfg: Any, augment: Any = None) -> Any:
+    """The datamodule named by ``data.name`` (data cached across runs of one process, e.g. a sweep);
+    text corpora (``text_*``) are served by ``ssl_bench.text.datamodule``. ``augment`` (the augment
+    config) switches training batches to per-image torchvision views when ``augment.backend=torchvision``."""
     if str(cfg.name).startswith("text_"):
         from ssl_bench.text.datamodule import build_text_datamodule
 
         return build_text_datamodule(cfg)
+    views = None
+    if augment is not None and augment.get("backend", "batched") == "torchvision":
+        from ssl_bench.data.augment import TorchvisionViews, views_from_config
+
+        views = TorchvisionViews(views_from_config(augment, cfg.image_size), cfg.image_size, cfg.mean, cfg.std)
     if cfg.name == "shapes":
         s = int(cfg.generator_seed)
         splits = {
@@ -104,6 +178,11 @@ def build_datamodule(cfg: Any) -> Any:
             "val": _shapes(cfg.val_size, cfg.image_size, s + 1, cfg.contrast),
             "test": _shapes(cfg.test_size, cfg.image_size, s + 2, cfg.contrast),
         }
-        return InMemoryDataModule(splits, SHAPE_CLASSES, cfg.batch_size, cfg.eval_batch_size, cfg.num_workers,
-                                  cfg.pin_memory)
-    raise ValueError(f"data.name={cfg.name!r}; allowed: shapes, text_embedded, text_files")
+        classes: tuple[str, ...] = SHAPE_CLASSES
+    elif cfg.name in ("cifar10", "cifar100", "stl10", "imagefolder"):
+        splits, classes = _real_splits(cfg)
+    else:
+        raise ValueError(f"data.name={cfg.name!r}; allowed: shapes, cifar10, cifar100, stl10, imagefolder, "
+                         "text_embedded, text_files")
+    return InMemoryDataModule(splits, classes, cfg.batch_size, cfg.eval_batch_size, cfg.num_workers,
+                              cfg.pin_memory, views)

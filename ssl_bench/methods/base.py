@@ -53,7 +53,9 @@ class SSLMethod(pl.LightningModule):
         self.num_classes = num_classes
         self.backbone = build_backbone(**cfg.backbone)
         self.feat_dim: int = self.backbone.num_features
-        self.augment = BatchAugment(views_from_config(cfg.augment), cfg.data.image_size, cfg.data.mean, cfg.data.std)
+        self.augment = BatchAugment(views_from_config(cfg.augment, cfg.data.image_size), cfg.data.image_size,
+                                    cfg.data.mean, cfg.data.std)
+        self._views_in_batch = cfg.augment.get("backend", "batched") == "torchvision"   # built per image by the loader
         self.normalize = Normalize(cfg.data.mean, cfg.data.std)
         self.probe = nn.Linear(self.feat_dim, num_classes)
         self.build_heads()
@@ -109,21 +111,24 @@ class SSLMethod(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        out = self.step([self._layout(v) for v in self.augment(x)])
+        views = x if self._views_in_batch else self.augment(x)
+        out = self.step([self._layout(v) for v in views])
         if not torch.isfinite(out.loss):
             raise DivergedError(
                 f"loss is {out.loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
                 "lower optim.base_lr or add warmup (optim.warmup_epochs)"
             )
         logits = self.probe(out.features.detach())
-        probe_loss = F.cross_entropy(logits, y)
-        self.log("train/loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        labelled = y >= 0                  # -1: unlabelled images (e.g. STL-10 unlabeled) train no probe
+        n_lab = labelled.sum().clamp(min=1)
+        probe_loss = (F.cross_entropy(logits, y.clamp(min=0), reduction="none") * labelled).sum() / n_lab
+        n = y.shape[0]
+        self.log("train/loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
         if batch_idx % self.trainer.log_every_n_steps == 0:   # monitors: sampled, each self.log has a cost
             z = F.normalize(out.embedding.detach().float(), dim=1)
-            self.log_dict(
-                {"train/online_probe_acc": (logits.argmax(1) == y).float().mean(), "train/z_std": z.std(0).mean()},
-                on_step=True, on_epoch=True, batch_size=x.shape[0],
-            )
+            acc = ((logits.argmax(1) == y) & labelled).sum() / n_lab
+            self.log_dict({"train/online_probe_acc": acc, "train/z_std": z.std(0).mean()},
+                          on_step=True, on_epoch=True, batch_size=n)
         return out.loss + probe_loss
 
     # --- monitors ----------------------------------------------------------------------------------
