@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
 from ssl_bench.data.datamodule import build_datamodule
+from ssl_bench.eval.export import export_backbone
 from ssl_bench.methods import METHODS, DivergedError
 from ssl_bench.resume import RngState, checkpoint_epoch, resume_checkpoint
 from ssl_bench.tracking import wandb as wb
@@ -84,6 +85,8 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
         if cfg.eval.final:
             record["final"] = model.evaluate(dm)
         status = model.final_status(record["final"])
+        if status in ("finished", "collapsed") and hasattr(model, "backbone") and trainer.is_global_zero:
+            record["export"] = str(export_backbone(model, out_dir))   # plain state_dict, loads with timm / torch
     except DivergedError as err:
         status, error = "diverged", err
         log.error("run diverged: %s", err)

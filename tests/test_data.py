@@ -1,3 +1,4 @@
+import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -77,3 +78,77 @@ def test_views_differ_per_image():
     x, _ = generate_shapes(16, seed=0)
     v1, v2 = aug(x)
     assert v1.shape == (16, 3, 32, 32) and not torch.allclose(v1, v2)
+
+
+def _preset(name, *overrides):
+    from tests.conftest import make_cfg
+
+    return make_cfg(f"augment={name}", *overrides, tiny=False).augment
+
+
+def _ops(pipeline):
+    """Transform class names of a torchvision v2 pipeline, looking inside RandomApply."""
+    from torchvision.transforms import v2
+
+    out = []
+    for t in pipeline.transforms:
+        out += [type(u).__name__ for u in t.transforms] if isinstance(t, v2.RandomApply) else [type(t).__name__]
+    return out
+
+
+def test_crop_only_has_no_colour_ops():
+    cfg = _preset("crop_only")
+    for v in A.views_from_config(cfg, 32):
+        assert not v.has_color and v.grayscale_p == v.blur_p == v.solarize_p == v.flip_p == 0
+        ops = _ops(A.torchvision_view(v, 32, [0.5] * 3, [0.25] * 3))
+        assert ops == ["RandomResizedCrop", "ToDtype", "Normalize"]
+    x, _ = generate_shapes(8, seed=0)
+    aug = A.BatchAugment(A.views_from_config(cfg, 32), 32, [0.0] * 3, [1.0] * 3)
+    v = aug(x)[0]                                     # crops only rescale pixels: colours stay in the source range
+    assert v.min() >= 0 and v.max() <= 1
+    assert _ops(A.torchvision_view(A.views_from_config(_preset("no_color"), 32)[0], 32, [0.5] * 3, [0.25] * 3)) == [
+        "RandomResizedCrop", "RandomHorizontalFlip", "ToDtype", "Normalize"]
+
+
+def test_byol_views_use_their_own_probabilities_and_blur_follows_image_size():
+    cfg = _preset("byol")
+    small = A.views_from_config(cfg, 32)
+    assert [v.blur_p for v in small] == [0.0, 0.0]              # no blur below blur_min_size (CIFAR recipes)
+    v1, v2 = A.views_from_config(cfg, 96)
+    assert (v1.blur_p, v2.blur_p, v1.solarize_p, v2.solarize_p) == (1.0, 0.1, 0.0, 0.2)
+    from torchvision.transforms import v2 as T
+
+    def probs(view):
+        p = A.torchvision_view(view, 96, [0.5] * 3, [0.25] * 3)
+        blur = [t.p for t in p.transforms if isinstance(t, T.RandomApply) and isinstance(t.transforms[0], T.GaussianBlur)]
+        sol = [t.p for t in p.transforms if isinstance(t, T.RandomSolarize)]
+        return blur, sol
+
+    assert probs(v1) == ([1.0], []) and probs(v2) == ([0.1], [0.2])
+
+
+def test_colour_strength_scales_jitter_parameters():
+    from torchvision.transforms import v2 as T
+
+    def jitter(strength):
+        v = A.views_from_config(_preset("simclr", f"augment.color_strength={strength}"), 32)[0]
+        p = A.torchvision_view(v, 32, [0.5] * 3, [0.25] * 3)
+        cj = next(t.transforms[0] for t in p.transforms if isinstance(t, T.RandomApply))
+        return v, cj
+
+    v1, cj1 = jitter(1.0)
+    v5, cj5 = jitter(0.5)
+    assert (v1.brightness, v1.hue) == (0.8, 0.2) and (v5.brightness, v5.saturation, v5.hue) == (0.4, 0.4, 0.1)
+    assert cj1.brightness == pytest.approx((0.2, 1.8)) and cj5.brightness == pytest.approx((0.6, 1.4))
+    assert cj5.hue == pytest.approx((-0.1, 0.1))
+
+
+def test_torchvision_backend_builds_views_per_image_in_the_loader():
+    from tests.conftest import make_cfg
+
+    cfg = make_cfg("augment.backend=torchvision")
+    dm = build_datamodule(cfg.data, cfg.augment)
+    views, y = next(iter(dm.train_dataloader()))
+    assert len(views) == 2 and views[0].shape == (64, 3, 32, 32) and views[0].dtype == torch.float32
+    assert not torch.allclose(views[0], views[1]) and y.shape == (64,)
+    assert abs(views[0].mean().item()) < 1.5               # normalised, not raw uint8

@@ -52,6 +52,7 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
     if not paths:
         raise FileNotFoundError(f"no record.json under {root}: is it a run or sweep folder of ssl-bench?")
     records = [(load_record(p), p) for p in paths]
+    records = [(r, p) for r, p in records if r.get("job_type", "pretrain") != "eval"]   # ssl-bench-eval records
     rows = [_row(rec, p, root) for rec, p in records]
     inits = [rec["init"] for rec, _ in records if rec.get("init", {}).get("knn_acc") is not None]   # image runs
     if inits:
