@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ssl_bench.config import ConfigError, config_dir, validate
 
@@ -17,6 +18,61 @@ def _run_name(cfg: DictConfig, overrides: list[str]) -> str:
         return str(cfg.name)
     shown = [o for o in overrides if not o.startswith(("hydra.", "logger.", "trainer.enable_progress_bar", "resume="))]
     return "-".join([cfg.method.name, *shown])[:120] if shown else str(cfg.method.name)
+
+
+def job_dirname(overrides: str, limit: int = 100) -> str:
+    """A sweep job's folder name from its overrides, kept under file-name limits: cut at ``limit``
+    characters plus a short hash of the whole string when longer (still one name per job)."""
+    if len(overrides) <= limit:
+        return overrides
+    import hashlib
+
+    return f"{overrides[:limit]}-{hashlib.sha1(overrides.encode()).hexdigest()[:8]}"
+
+
+if not OmegaConf.has_resolver("ssl_bench.dirname"):
+    OmegaConf.register_new_resolver("ssl_bench.dirname", job_dirname)
+
+
+def finished_record(out_dir: str, overrides: list[str]) -> dict | None:
+    """The record of an earlier run of this very job (same folder, same overrides) if it ended as a
+    result: finished, collapsed or diverged. Failed, killed or still-running jobs run again."""
+    from ssl_bench.tracking.record import RECORD_FILE, load_record
+
+    path = Path(out_dir) / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        rec = load_record(path)
+    except (OSError, ValueError):
+        return None
+    results = ("finished", "collapsed", "diverged")
+    same = _job_key(rec.get("overrides", [])) == _job_key(overrides)
+    return rec if rec.get("status") in results and same else None
+
+
+def _job_key(overrides: list[str]) -> list[str]:
+    """The overrides that define a job (display and bookkeeping keys left out)."""
+    skip = ("hydra.", "logger", "trainer.enable_progress_bar", "resume", "skip_finished")
+    return sorted(o for o in overrides if not o.lstrip("+~").startswith(skip))
+
+
+def tag_sweep_job(cfg: DictConfig, sweep_dir: str, overrides: list[str]) -> None:
+    """One W&B group per sweep (the study's name and variant, else the sweep folder) and one tag per
+    swept value, so the dashboard's grouping and parallel-coordinates views work without set-up."""
+    study = cfg.get("study")
+    if cfg.logger.group is None:
+        if study is not None:
+            cfg.logger.group = f"{study.name}-{study.variant}"
+        else:
+            parts = Path(sweep_dir).parts
+            cfg.logger.group = "_".join(parts[-2:]) if len(parts) > 1 else parts[-1]
+    tags = list(cfg.logger.tags)
+    if study is not None:
+        tags += [str(study.name), str(study.variant)]
+    tags += [o.lstrip("+~")[:64] for o in overrides
+             if not o.startswith(("hydra", "logger", "trainer.enable_progress_bar", "resume", "experiment"))]
+    cfg.logger.tags = list(dict.fromkeys(tags))
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
@@ -32,10 +88,12 @@ def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
-    if multirun and cfg.logger.group is None:
-        from pathlib import Path
-
-        cfg.logger.group = Path(hc.sweep.dir).name
+    if multirun:
+        done = finished_record(hc.runtime.output_dir, overrides) if cfg.skip_finished else None
+        if done is not None:   # a re-run of the same sweep: this job's result is already there
+            print(f"ssl-bench: skipping {hc.runtime.output_dir}: already {done['status']} (skip_finished=false reruns it)")
+            return done.get("final", {}).get("knn_acc")
+        tag_sweep_job(cfg, hc.sweep.dir, overrides)
     from ssl_bench.data.images import CorruptImage, DatasetMissing
 
     try:

@@ -304,6 +304,7 @@ class Root:
     name: Any = None
     resume: Any = None        # null | auto | path to a .ckpt
     study: Any = None         # conf/experiment/*: what ssl-bench-report needs to lay out a paper's table
+    skip_finished: bool = True   # multirun: jobs whose record says finished/collapsed/diverged are not rerun
 
 
 GROUPS: dict[str, type] = {

@@ -70,7 +70,7 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
             sync_batchnorm=tc.sync_batchnorm,
             log_every_n_steps=tc.log_every_n_steps, limit_train_batches=tc.limit_train_batches,
             check_val_every_n_epoch=cfg.eval.every_n_epochs, num_sanity_val_steps=0,
-            enable_progress_bar=tc.enable_progress_bar, enable_model_summary=False,
+            enable_progress_bar=tc.enable_progress_bar, enable_model_summary=False, enable_checkpointing=tc.checkpoint,
             logger=logger, callbacks=callbacks, default_root_dir=str(out_dir),
         )
         t_fit = time.perf_counter()

@@ -376,7 +376,7 @@ class _Eval:
         if ma is None or mb is None:
             return None, detail
         holds = ma < mb - margin
-        rhs = self.num(mb) + (f" - {margin:g}" if margin else "")
+        rhs = self.num(mb) + (f" {'-' if margin > 0 else '+'} {abs(margin):g}" if margin else "")
         return holds, f"{detail}; {self.num(ma)} {'<' if holds else '>='} {rhs}"
 
     def less_or_status(self, rule: dict[str, Any]) -> tuple[bool | None, str]:
