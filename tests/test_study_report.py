@@ -164,6 +164,17 @@ def test_rule_interior_argmax():
     assert _verdict(rule, edge[:2])[0] is None                                             # two values only
 
 
+def test_rule_interior_argmin_for_lower_is_better_metrics():
+    rule = {"kind": "interior_argmin", "axis": "method.tau_base"}
+    valley = _jobs(("finished", 40.0, _tau(0.9)), ("finished", 30.0, _tau(0.99)), ("finished", 35.0, _tau(0.999)))
+    holds, detail = _verdict(rule, valley)
+    assert holds is True and detail.endswith("best tau_base=0.99 (interior)")
+    slope = _jobs(("finished", 40.0, _tau(0.9)), ("finished", 30.0, _tau(0.99)), ("finished", 20.0, _tau(0.999)))
+    assert _verdict(rule, slope)[0] is False
+    tie = _jobs(("finished", 30.0, _tau(0.9)), ("finished", 30.0, _tau(0.99)), ("finished", 35.0, _tau(0.999)))
+    assert _verdict(rule, tie)[0] is False                                                # not strictly better
+
+
 def test_rule_larger_drop():
     rule = {"kind": "larger_drop", "axis": "augment.name", "base": "full", "ablated": "no_color",
             "compare": "method.name", "more": "simclr", "less": "byol"}

@@ -17,6 +17,7 @@ each verdict holds, does not hold, or is n/a when the jobs it needs are missing 
 - ``less_or_status``: ``less`` that also holds when every job of ``a`` has status ``or_status``.
 - ``interior_argmax``: ``axis``, ``where`` (optional): along the axis (values sorted), the best mean
   is at an inner value, strictly above both ends.
+- ``interior_argmin``: the same for a metric where lower is better (perplexity).
 - ``larger_drop``: ``axis``, ``base``, ``ablated``, ``compare``, ``more``, ``less``, ``where`` and
   ``margin`` (optional): mean(base) - mean(ablated) is larger for compare=more than for compare=less.
 
@@ -46,6 +47,7 @@ RULE_FIELDS: dict[str, tuple[str, ...]] = {   # kind -> required fields (besides
     "less": ("a", "b"),
     "less_or_status": ("a", "b", "or_status"),
     "interior_argmax": ("axis",),
+    "interior_argmin": ("axis",),            # for lower-is-better metrics (perplexity)
     "larger_drop": ("axis", "base", "ablated", "compare", "more", "less"),
 }
 SHORT_METRIC = {"knn_acc": "kNN", "linear_acc": "linear", "online_probe_acc": "online probe",
@@ -387,6 +389,14 @@ class _Eval:
         return self.less(rule)
 
     def interior_argmax(self, rule: dict[str, Any]) -> tuple[bool | None, str]:
+        return self._interior(rule, best=max)
+
+    def interior_argmin(self, rule: dict[str, Any]) -> tuple[bool | None, str]:
+        return self._interior(rule, best=min)
+
+    def _interior(self, rule: dict[str, Any], best: Any) -> tuple[bool | None, str]:
+        """The best mean along ``axis`` (``max`` or ``min`` of the metric) is at an inner value,
+        strictly better than both ends."""
         axis = rule["axis"]
         jobs = select(self.jobs, rule.get("where"))
         points = _order(config_value(j.config, axis) for j in jobs
@@ -405,9 +415,10 @@ class _Eval:
         known = [m for m in means if m is not None]
         if len(known) < len(means):
             return None, f"{detail}; a value of {name} has no number"
-        best = points[known.index(max(known))]
-        holds = max(known[1:-1]) > max(known[0], known[-1])     # strictly above both ends
-        return holds, f"{detail}; best {name}={show(best)} ({'interior' if holds else 'at an end'})"
+        arg = points[known.index(best(known))]
+        inner, ends = best(known[1:-1]), best(known[0], known[-1])
+        holds = inner != ends and best(inner, ends) == inner     # strictly better than both ends
+        return holds, f"{detail}; best {name}={show(arg)} ({'interior' if holds else 'at an end'})"
 
     def larger_drop(self, rule: dict[str, Any]) -> tuple[bool | None, str]:
         axis, compare = rule["axis"], rule["compare"]
