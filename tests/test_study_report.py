@@ -92,9 +92,12 @@ def test_cells_mean_std_status_counts_and_reference(sweep):
     assert texts[2][0] is True and texts[2][1].endswith("14.9 < 49.0 - 2")
 
 
-def test_no_reference_leaves_the_paper_column_empty(sweep):
+def test_no_reference_leaves_the_paper_column_empty(sweep, monkeypatch):
+    import ssl_bench.report.study as study_module
+
     root, _ = sweep
-    report = load_study(root)            # no experiments/simsiam_stopgrad/reference.csv in the tree
+    monkeypatch.setattr(study_module, "find_reference", lambda name: None)   # as for a study without one
+    report = load_study(root)
     assert report is not None and report.reference_path is None
     assert all(c.paper(100) == "-" for c in report.cells.values())
 
@@ -323,3 +326,15 @@ def test_sweep_without_study_keeps_the_run_table(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("| run | method | status |") and not (tmp_path / "report").exists()
     assert main([str(tmp_path), "--format", "tex"]) == 2
     assert "needs a study sweep" in capsys.readouterr().err
+
+
+def test_reference_metric_picks_one_of_several_published_columns(tmp_path):
+    ref = tmp_path / "ref.csv"
+    ref.write_text("method.masking,value,metric,source\nstatic,78.3,SQuAD 2.0 F1,T1\nstatic,84.3,MNLI-m,T1\n"
+                   "dynamic,78.7,SQuAD 2.0 F1,T1\ndynamic,84.0,MNLI-m,T1\n")
+    block = {"name": "m", "variant": "quick", "rows": ["method.masking"], "metric": "ppl",
+             "reference_metric": "MNLI-m", "rules": []}
+    records = [({"status": "finished", "seed": 0, "final": {"ppl": 250.0},
+                 "config": {"study": block, "method": {"masking": m}}}, m) for m in ("static", "dynamic")]
+    report = build_report(records, reference=ref)
+    assert {c.row[0]: c.reference for c in report.cells.values()} == {"static": 84.3, "dynamic": 84.0}

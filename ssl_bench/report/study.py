@@ -151,6 +151,7 @@ class Study:
     title: str = ""
     variant: str | None = None
     rules: tuple[dict[str, Any], ...] = ()
+    reference_metric: str | None = None   # which of the reference table's metrics to show (it may list several)
     block: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -168,7 +169,7 @@ class Study:
         return cls(name=str(block["name"]), rows=tuple(rows), columns=tuple(columns), metric=metric,
                    metric_label=str(block.get("metric_label") or metric),
                    title=str(block.get("title") or block["name"]), variant=block.get("variant"), rules=rules,
-                   block=dict(block))
+                   reference_metric=block.get("reference_metric"), block=dict(block))
 
     @property
     def scale(self) -> float:
@@ -573,6 +574,8 @@ def build_report(records: Sequence[tuple[dict[str, Any], str]], reference: str |
     jobs = [_job(r, n, study) for r, n in mine]
     ref_path = Path(reference) if reference is not None else find_reference(study.name)
     ref_rows = load_reference(ref_path, study) if ref_path is not None else []
+    if study.reference_metric:
+        ref_rows = [r for r in ref_rows if r["metric"] == study.reference_metric]
 
     def values(job: Job, keys: Sequence[str]) -> tuple[Any, ...]:
         return tuple(config_value(job.config, k) for k in keys)
