@@ -22,7 +22,8 @@ def test_every_config_file_composes_and_validates(group, option):
     # text corpora need the text method (method=mlm brings data=text_embedded by itself)
     extra = ["method=mlm"] if group == "data" and option.startswith("text_") else []
     extra += ["data.root=/data/images"] if (group, option) == ("data", "imagefolder") else []   # required key
-    cfg = _compose(*extra, f"{group}={option}")
+    # study blocks are not a choice of the primary config: experiments pull them in (/study@study)
+    cfg = _compose(*extra, f"+{group}={option}" if group == "study" else f"{group}={option}")
     validate(cfg)
 
 

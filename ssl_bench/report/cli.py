@@ -146,3 +146,7 @@ def _print_study(report: st.StudyReport, fmt: str) -> None:
         console.print(f"[{style[verdict.holds]}]{escape(line)}[/]", soft_wrap=True)
     for job in report.problems:
         print(f"  {job.run}: {job.status}" + (f": {job.error}" if job.error else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
