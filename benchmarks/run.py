@@ -252,7 +252,7 @@ def section_train(args: argparse.Namespace, with_lightly: bool, with_suite: bool
 
 # --- augmentation ---------------------------------------------------------------------------------------
 def section_augment(args: argparse.Namespace) -> None:
-    from ssl_bench.data.augment import BatchAugment, views_from_config
+    from ssl_bench.data.augment import BatchAugment, TorchvisionViews, views_from_config
     from ssl_bench.data.shapes import generate_shapes
 
     reps = 3 if args.quick else 7
@@ -266,7 +266,7 @@ def section_augment(args: argparse.Namespace) -> None:
             augs = {}
             for preset in ("simclr", "byol", "simsiam"):
                 cfg = compose(f"augment={preset}", f"data.image_size={size}")
-                augs[preset] = BatchAugment(views_from_config(cfg.augment), size, cfg.data.mean, cfg.data.std)
+                augs[preset] = BatchAugment(views_from_config(cfg.augment, size), size, cfg.data.mean, cfg.data.std)
                 augs[preset](images)   # warm-up
             per: dict[str, list[float]] = {k: [] for k in augs}
             for _ in range(reps):
@@ -278,6 +278,29 @@ def section_augment(args: argparse.Namespace) -> None:
                 # an image = one source image turned into its two views
                 row("augment", f"{k} {size}px {threads} thread{'s' if threads > 1 else ''}",
                     n / statistics.median(v), "img/s", batch=n)
+        # the per-image path (augment.backend=torchvision): what one DataLoader worker (1 thread) delivers,
+        # and the batched path's rate on the same thread as a ratio
+        torch.set_num_threads(1)
+        for preset in ("simclr", "byol", "simsiam"):
+            cfg = compose(f"augment={preset}", f"data.image_size={size}")
+            views = views_from_config(cfg.augment, size)
+            per_image = TorchvisionViews(views, size, cfg.data.mean, cfg.data.std)
+            batched = BatchAugment(views, size, cfg.data.mean, cfg.data.std)
+            per_image(images[0])
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                for img in images:
+                    per_image(img)
+                times.append(time.perf_counter() - t)
+            tv_rate = n / statistics.median(times)
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                batched(images)
+                times.append(time.perf_counter() - t)
+            row("augment", f"{preset} {size}px torchvision v2 per image, 1 worker", tv_rate, "img/s",
+                ratio=(n / statistics.median(times)) / tv_rate, batch=n)
     torch.set_num_threads(old)
 
 
