@@ -17,7 +17,8 @@ def test_benchmark_quick_augment_writes_json(tmp_path, repo_root):
     assert {"cpu", "cores", "torch"} <= set(data["machine"])
     rows = data["rows"]
     assert {r["case"] for r in rows} == {f"{p} 32px {t}" for p in ("simclr", "byol", "simsiam")
-                                         for t in ("1 thread", "2 threads")}
+                                         for t in ("1 thread", "2 threads", "torchvision v2 per image, 1 worker")}
+    assert all(r["ratio"] > 0 for r in rows if "torchvision" in r["case"])   # batched / per-image, same thread
     for r in rows:
         assert {"section", "case", "value", "unit", "ratio", "target", "met"} <= set(r)
         assert r["section"] == "augment" and r["unit"] == "img/s" and r["value"] > 0
