@@ -338,3 +338,16 @@ def test_reference_metric_picks_one_of_several_published_columns(tmp_path):
                  "config": {"study": block, "method": {"masking": m}}}, m) for m in ("static", "dynamic")]
     report = build_report(records, reference=ref)
     assert {c.row[0]: c.reference for c in report.cells.values()} == {"static": 84.3, "dynamic": 84.0}
+
+
+def test_random_init_baseline_is_the_mean_of_the_jobs_init_evaluations():
+    block = {"name": "s", "variant": "quick", "rows": ["method.stop_grad"], "metric": "knn_acc", "rules": []}
+    records = [({"status": st, "seed": i, "final": {"knn_acc": v}, "init": {"knn_acc": init},
+                 "config": {"study": block, "method": {"stop_grad": sg}}}, f"r{i}")
+               for i, (st, v, init, sg) in enumerate([("finished", 0.5, 0.30, True), ("collapsed", 0.1, 0.34, False)])]
+    report = build_report(records, reference=None)
+    assert report.random_init == pytest.approx(32.0)
+    from ssl_bench.report.study import to_markdown, verdicts_json
+
+    assert "Random-init network (each job's evaluation before training): kNN 32.0." in to_markdown(report)
+    assert verdicts_json(report)["random_init"] == pytest.approx(32.0)

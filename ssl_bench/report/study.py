@@ -210,6 +210,7 @@ class Job:
     seed: Any = None
     value: float | None = None     # the study metric in display units; None without a final evaluation
     error: str | None = None
+    init: float | None = None      # the same metric for the random-init network (evaluated before training)
 
 
 def _fmt(value: float | None, scale: float = 100.0) -> str:
@@ -518,6 +519,12 @@ class StudyReport:
         return self.cells[(_nkey(row), _nkey(column))]
 
     @property
+    def random_init(self) -> float | None:
+        """Mean of the study metric over the jobs' random-init evaluations (the baseline to beat)."""
+        values = [j.init for j in self.jobs if j.init is not None]
+        return mean(values) if values else None
+
+    @property
     def reference_metrics(self) -> list[str]:
         return sorted({c.reference_metric for c in self.cells.values() if c.reference_metric})
 
@@ -560,7 +567,12 @@ def _job(record: dict[str, Any], run: str, study: Study) -> Job:
     ok = record.get("status") in METRIC_STATUSES and isinstance(value, (int, float)) and math.isfinite(value)
     return Job(run=run, status=str(record.get("status")), config=record.get("config") or {}, seed=record.get("seed"),
                value=float(value) * study.scale if ok else None,
-               error=(record.get("error") or {}).get("message"))
+               error=(record.get("error") or {}).get("message"), init=_init_value(record, study))
+
+
+def _init_value(record: dict[str, Any], study: Study) -> float | None:
+    value = (record.get("init") or {}).get(study.metric)
+    return float(value) * study.scale if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def build_report(records: Sequence[tuple[dict[str, Any], str]], reference: str | Path | None = None,
@@ -656,6 +668,12 @@ def verdict_lines(report: StudyReport) -> list[str]:
     return [f"{v.mark} {v.text}: {v.outcome}. {v.detail}" for v in report.verdicts]
 
 
+def _baseline_line(report: StudyReport) -> str:
+    init = report.random_init
+    return "" if init is None else (f" Random-init network (each job's evaluation before training): "
+                                    f"{report.study.short} {_fmt(init, report.study.scale)}.")
+
+
 def _sources_line(report: StudyReport) -> str:
     if report.reference_path is None:
         return "Published numbers: no reference table."
@@ -671,7 +689,7 @@ def to_markdown(report: StudyReport) -> str:
         head = head[:len(study.rows)] + [f"{g}: {h}" for g in groups for h in head[len(study.rows):len(study.rows) + 3]]
     lines = [f"## {study.heading}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in table_rows(report)]
-    lines += ["", f"Ours: mean ± std over seeds. {_sources_line(report)}"]
+    lines += ["", f"Ours: mean ± std over seeds.{_baseline_line(report)} {_sources_line(report)}"]
     if report.verdicts:
         lines += ["", "### Verdicts", ""] + [f"- {line}" for line in verdict_lines(report)]
     if report.problems:
@@ -739,7 +757,7 @@ def verdicts_json(report: StudyReport) -> dict[str, Any]:
     vs = report.verdicts
     return {"study": study.name, "title": study.title, "variant": study.variant, "metric": study.metric,
             "source": report.source, "reference": None if report.reference_path is None else str(report.reference_path),
-            "holds": sum(v.holds is True for v in vs), "does_not_hold": sum(v.holds is False for v in vs),
+            "random_init": report.random_init, "holds": sum(v.holds is True for v in vs), "does_not_hold": sum(v.holds is False for v in vs),
             "n/a": sum(v.holds is None for v in vs), "verdicts": [v.as_dict() for v in vs]}
 
 
@@ -765,7 +783,7 @@ def to_rich(report: StudyReport) -> Any:
             if worst:
                 styled[nkeys + 3 * j + 1] = f"[{STATUS_STYLE[worst]}]{styled[nkeys + 3 * j + 1]}[/]"
         table.add_row(*styled)
-    table.caption = escape(f"ours: mean ± std over seeds. {_sources_line(report)}")
+    table.caption = escape(f"ours: mean ± std over seeds.{_baseline_line(report)} {_sources_line(report)}")
     return table
 
 
