@@ -3,7 +3,8 @@
 x: the row values (categorical, in the table's order); y: mean over seeds with std error bars, one
 series per column value. The published numbers come from another dataset and budget, so they get
 their own y axis (right) and hollow markers. Collapsed cells are crossed out in red; cells
-that did not all finish have their job statuses under the x label.
+that did not all finish have their job statuses under the x label; a dashed line marks the
+random-init network.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def plot_study(report: StudyReport, path: str | Path) -> Path | None:
             (line,) = paper_ax.plot(ref_x, ref_y, linestyle=":" if numeric else "none", marker="s", markersize=8,
                                     markerfacecolor="none", markeredgewidth=1.5, color=color, label=f"{name}paper")
             handles.append(line)
+    if report.random_init is not None:   # the baseline every method must beat
+        handles.append(ax.axhline(report.random_init, color="0.5", linestyle="--", linewidth=1, label="random init"))
     if collapsed_shown:
         handles.append(Line2D([], [], marker="x", color="tab:red", linestyle="none", mew=2, label="collapsed"))
     ax.set_xticks(range(len(rows)), [_tick(report, r) for r in rows], fontsize=8)
