@@ -70,8 +70,7 @@ def tag_sweep_job(cfg: DictConfig, sweep_dir: str, overrides: list[str]) -> None
     tags = list(cfg.logger.tags)
     if study is not None:
         tags += [str(study.name), str(study.variant)]
-    tags += [o.lstrip("+~")[:64] for o in overrides
-             if not o.startswith(("hydra", "logger", "trainer.enable_progress_bar", "resume", "experiment"))]
+    tags += [o.lstrip("+~")[:64] for o in _job_key(overrides) if not o.lstrip("+~").startswith("experiment=")]
     cfg.logger.tags = list(dict.fromkeys(tags))
 
 
