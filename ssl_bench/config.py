@@ -294,6 +294,7 @@ class Eval:
     linear_lr: float = num(0.1, lo=0, lo_open=True)
     linear_weight_decay: float = num(1e-4, lo=0)
     collapse_threshold: float = num(0.1, lo=0)
+    collapse_rank: float = num(2.0, lo=0)
     initial: bool = True
     final: bool = True
 

@@ -33,7 +33,7 @@ def run_summary(record: dict[str, Any], out_dir: str | Path) -> Panel:
         t.add_row("online probe (val)", f"{_pct(best.get('val/online_probe_acc'))}% best")
     if "z_std" in final:
         t.add_row("collapse z_std", f"{final['z_std']:.4f}  ({final['z_std_ratio']:.2f} x 1/sqrt(d); 0 = collapsed)"
-                  f"   RankMe {final['rankme']:.1f}")
+                  f"   z rank {final.get('z_rank', float('nan')):.1f}   RankMe {final['rankme']:.1f}")
     tm = record["timings"]
     unit = "seq" if "seq_per_s" in tm else "img"
     rate = f"{tm.get(f'{unit}_per_s', 0):.0f} {unit}/s"

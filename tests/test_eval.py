@@ -33,3 +33,19 @@ def test_collapse_std_and_rankme():
     assert normalized_std(collapsed) < 1e-4
     assert rankme(z) > 55
     assert rankme(torch.randn(512, 1) @ torch.randn(1, 64)) < 1.5
+
+
+def test_collapse_status_catches_constant_and_rank_one_outputs(cfg_factory):
+    """Collapsed = constant output (spread ~0) or output on a line (effective rank ~1, the SimSiam
+    without predictor case where the projector's output BN keeps the spread up)."""
+    from ssl_bench.methods import METHODS
+
+    model = METHODS["simsiam"](cfg_factory("method=simsiam"), num_classes=10)
+    healthy = {"z_std_ratio": 0.98, "z_rank": 6.4}
+    assert model.final_status(healthy) == "finished"
+    assert model.final_status({**healthy, "z_std_ratio": 0.006}) == "collapsed"
+    line = torch.randn(500, 1) * torch.randn(1, 64) + 0.01 * torch.randn(500, 64)   # rank one plus noise
+    spread = torch.randn(500, 64)
+    assert rankme(line) < 2 < rankme(spread)
+    assert model.final_status({"z_std_ratio": 0.39, "z_rank": rankme(line)}) == "collapsed"
+    assert model.final_status({"z_std_ratio": 0.39, "z_rank": rankme(spread)}) == "finished"

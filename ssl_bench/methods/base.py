@@ -74,9 +74,15 @@ class SSLMethod(pl.LightningModule):
                                self.cfg.seed)
 
     def final_status(self, final: dict[str, float]) -> str:
-        """``collapsed`` when the online output's spread fell below ``eval.collapse_threshold``."""
-        ratio = final.get("z_std_ratio")
-        return "collapsed" if ratio is not None and ratio < self.cfg.eval.collapse_threshold else "finished"
+        """``collapsed`` when the online output collapsed completely (its spread, ``z_std_ratio``, fell
+        below ``eval.collapse_threshold``) or to a line (its effective rank, ``z_rank``, fell below
+        ``eval.collapse_rank``: BN on SimSiam's projector output keeps the spread up when the network
+        collapses without a predictor, but the output becomes rank one)."""
+        e = self.cfg.eval
+        ratio, rank = final.get("z_std_ratio"), final.get("z_rank")
+        flat = ratio is not None and ratio < e.collapse_threshold
+        line = rank is not None and rank < e.get("collapse_rank", 0.0)
+        return "collapsed" if flat or line else "finished"
 
     # --- what a method defines -------------------------------------------------------------------
     def build_heads(self) -> None:
