@@ -34,9 +34,10 @@ if not OmegaConf.has_resolver("ssl_bench.dirname"):
     OmegaConf.register_new_resolver("ssl_bench.dirname", job_dirname)
 
 
-def finished_record(out_dir: str, overrides: list[str]) -> dict | None:
-    """The record of an earlier run of this very job (same folder, same overrides) if it ended as a
-    result: finished, collapsed or diverged. Failed, killed or still-running jobs run again."""
+def finished_record(out_dir: str, overrides: list[str], cfg: DictConfig) -> dict | None:
+    """The record of an earlier run of this very job if it ended as a result (finished, collapsed or
+    diverged): same folder, same overrides and the same resolved config (an edited experiment file
+    makes its jobs run again). Failed, killed or still-running jobs run again."""
     from ssl_bench.tracking.record import RECORD_FILE, load_record
 
     path = Path(out_dir) / RECORD_FILE
@@ -47,8 +48,16 @@ def finished_record(out_dir: str, overrides: list[str]) -> dict | None:
     except (OSError, ValueError):
         return None
     results = ("finished", "collapsed", "diverged")
-    same = _job_key(rec.get("overrides", [])) == _job_key(overrides)
+    same = (_job_key(rec.get("overrides", [])) == _job_key(overrides)
+            and _config_key(rec.get("config") or {}) == _config_key(OmegaConf.to_container(cfg, resolve=True)))
     return rec if rec.get("status") in results and same else None
+
+
+def _config_key(config: dict) -> dict:
+    """The resolved config without the keys that do not change a job's result."""
+    out = {k: v for k, v in config.items() if k not in ("logger", "skip_finished", "resume")}
+    out["trainer"] = {k: v for k, v in (out.get("trainer") or {}).items() if k != "enable_progress_bar"}
+    return out
 
 
 def _job_key(overrides: list[str]) -> list[str]:
@@ -88,7 +97,7 @@ def main(cfg: DictConfig) -> float | None:
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
     if multirun:
-        done = finished_record(hc.runtime.output_dir, overrides) if cfg.skip_finished else None
+        done = finished_record(hc.runtime.output_dir, overrides, cfg) if cfg.skip_finished else None
         if done is not None:   # a re-run of the same sweep: this job's result is already there
             print(f"ssl-bench: skipping {hc.runtime.output_dir}: already {done['status']} (skip_finished=false reruns it)")
             return done.get("final", {}).get("knn_acc")

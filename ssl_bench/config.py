@@ -15,11 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, ValidationError
 
 
 class ConfigError(ValueError):
     """A config value that cannot run; the message is meant for the user as-is."""
+
+
+def _ratio(total: Any, part: Any) -> int:
+    """``${ssl_bench.ratio:256,${data.batch_size}}``: how many batches make ``total`` images (>= 1), e.g.
+    the gradient accumulation that keeps the optimizer's batch fixed while the loss batch shrinks."""
+    return max(1, int(total) // int(part))
+
+
+if not OmegaConf.has_resolver("ssl_bench.ratio"):
+    OmegaConf.register_new_resolver("ssl_bench.ratio", _ratio)
 
 
 def config_dir() -> str:
@@ -354,8 +364,11 @@ def _check_value(key: str, value: Any, meta: dict) -> None:
 def _typed(node: DictConfig, schema: type, path: str) -> None:
     """Type-check by merging into the structured schema; then range-check every field."""
     _check_keys(node, schema, path)
-    try:
-        typed = OmegaConf.merge(OmegaConf.structured(schema), node)
+    try:   # interpolations resolve against the whole config first (e.g. ${data.batch_size} in trainer)
+        values = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
+        typed = OmegaConf.merge(OmegaConf.structured(schema), values)
+    except InterpolationResolutionError as err:
+        raise ConfigError(f"{path}: {str(err).splitlines()[0]}") from None
     except (ValidationError, ConfigKeyError) as err:
         key = f"{path}.{err.full_key}" if getattr(err, "full_key", None) else path
         raise ConfigError(f"{key}: {err.msg.splitlines()[0]}") from None

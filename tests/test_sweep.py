@@ -53,3 +53,23 @@ def test_failed_job_is_reported_and_rerun_skips_finished_jobs(tmp_path):
     for k in records:
         changed = (sweep / k / "record.json").stat().st_mtime_ns != stamps[k]
         assert changed == (k in failed), k                     # failed jobs ran again, finished ones did not
+
+
+def test_a_changed_config_is_not_skipped(tmp_path):
+    """Skipping needs the same overrides and the same resolved config: editing an experiment file
+    (not the command line) makes its jobs run again."""
+    from omegaconf import OmegaConf
+
+    from ssl_bench.app import finished_record
+    from tests.conftest import make_cfg
+
+    cfg = make_cfg("method=simsiam")
+    record = {"status": "finished", "overrides": ["seed=0", "logger=none"], "final": {"knn_acc": 0.5},
+              "config": OmegaConf.to_container(cfg, resolve=True)}
+    (tmp_path / "record.json").write_text(json.dumps(record))
+    assert finished_record(str(tmp_path), ["seed=0"], cfg) is not None          # logger overrides do not count
+    assert finished_record(str(tmp_path), ["seed=1"], cfg) is None
+    assert finished_record(str(tmp_path), ["seed=0"], make_cfg("method=simsiam", "trainer.max_epochs=2")) is None
+    record["status"] = "failed"
+    (tmp_path / "record.json").write_text(json.dumps(record))
+    assert finished_record(str(tmp_path), ["seed=0"], cfg) is None
