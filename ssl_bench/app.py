@@ -54,8 +54,9 @@ def finished_record(out_dir: str, overrides: list[str], cfg: DictConfig) -> dict
 
 
 def _config_key(config: dict) -> dict:
-    """The resolved config without the keys that do not change a job's result."""
-    out = {k: v for k, v in config.items() if k not in ("logger", "skip_finished", "resume")}
+    """The resolved config without the keys that do not change a job's result (the study block only
+    says how the report reads the sweep)."""
+    out = {k: v for k, v in config.items() if k not in ("logger", "skip_finished", "resume", "study")}
     out["trainer"] = {k: v for k, v in (out.get("trainer") or {}).items() if k != "enable_progress_bar"}
     return out
 

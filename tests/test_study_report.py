@@ -15,7 +15,7 @@ from ssl_bench.report.cli import main
 from ssl_bench.report.study import Job, Study, build_report, evaluate_rules, load_study, normalize, same
 
 STUDY = {
-    "name": "simsiam_stopgrad", "variant": "quick", "title": "SimSiam Fig. 2: stop-gradient",
+    "name": "toy_stopgrad", "variant": "quick", "title": "SimSiam Fig. 2: stop-gradient",
     "rows": ["method.stop_grad"], "columns": [], "metric": "knn_acc", "metric_label": "kNN top-1 (%)",
     "rules": [
         {"kind": "status", "where": {"method.stop_grad": False}, "is": "collapsed",
@@ -265,7 +265,7 @@ def test_cli_writes_every_file_and_exits_0_even_when_a_claim_fails(sweep, tmp_pa
     assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 1
     verdicts = json.loads((report / "verdicts.json").read_text())
     assert [v["holds"] for v in verdicts["verdicts"]] == [True, True, True, False]
-    png = (report / "simsiam_stopgrad.png").read_bytes()
+    png = (report / "toy_stopgrad.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
@@ -303,7 +303,7 @@ def test_wandb_report_run_written_offline(sweep, tmp_path, monkeypatch, capsys):
     proc = subprocess.run([exe, "leet", "inspect", "--json", "--summary", str(runs[0])],      # wandb's own reader
                           capture_output=True, text=True, timeout=60, check=True)
     info = json.loads(proc.stdout)
-    assert info["state"] == "finished" and info["name"] == "report-simsiam_stopgrad"
+    assert info["state"] == "finished" and info["name"] == "report-toy_stopgrad"
     assert info["project"] == "ssl-bench-test"
     summary = info["summary"]
     assert summary["verdicts/holds"] == 3 and summary["verdict/1"]["outcome"] == "holds"
@@ -351,3 +351,14 @@ def test_random_init_baseline_is_the_mean_of_the_jobs_init_evaluations():
 
     assert "Random-init network (each job's evaluation before training): kNN 32.0." in to_markdown(report)
     assert verdicts_json(report)["random_init"] == pytest.approx(32.0)
+
+
+def test_current_rules_come_from_the_study_definition():
+    """A rule edited in conf/study/<name>.yaml after the sweep applies without rerunning it."""
+    block = {"name": "byol_tau", "variant": "quick", "rows": ["method.tau_base"], "metric": "knn_acc", "rules": []}
+    records = [({"status": "finished", "seed": 0, "final": {"knn_acc": v}, "config": {"study": block,
+                 "method": {"tau_base": t}}}, f"r{t}") for t, v in ((0, 0.4), (0.9, 0.45), (0.99, 0.43), (1, 0.3))]
+    assert build_report(records, rules="recorded").verdicts == []
+    current = build_report(records, rules="current")
+    assert [v.kind for v in current.verdicts] == ["less_or_status", "less", "interior_argmax"]
+    assert current.verdicts[1].holds is True          # tau 1 (30) is more than 3 below 0.99 (43)

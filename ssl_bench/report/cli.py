@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                                       f"for a study: the report folder (default PATH/{st.REPORT_DIR})")
     parser.add_argument("--reference", help="study: CSV of the published numbers "
                                             "(default experiments/<study>/reference.csv)")
+    parser.add_argument("--rules", choices=("current", "recorded"), default="current",
+                        help="study: judge by the rules of conf/study/<study>.yaml as it is now (default; an "
+                             "edited rule applies without rerunning) or by those saved in the records")
     parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None,
                         help="study: log a report run to W&B (default: when the jobs logged to W&B)")
     args = parser.parse_args(argv)
@@ -95,7 +98,7 @@ def _study(records: list[tuple[dict[str, Any], str]], args: argparse.Namespace, 
     from ssl_bench.report.wandb_report import log_report, used_wandb
 
     try:
-        report = st.build_report(records, reference=args.reference, source=source)
+        report = st.build_report(records, reference=args.reference, source=source, rules=args.rules)
         files = st.write_report(report, out_dir)
     except st.StudyError as err:
         return _error(str(err))

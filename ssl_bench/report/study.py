@@ -550,8 +550,27 @@ def _nkey(values: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(normalize(v) for v in values)
 
 
-def study_of(records: Sequence[dict[str, Any]]) -> Study | None:
-    """The study shared by the records (None when none has a study block)."""
+INTERPRETATION = ("title", "metric_label", "reference_metric", "rules")   # keys that do not change a job
+
+
+def current_block(name: str) -> dict[str, Any] | None:
+    """The study's definition as it is now (``conf/study/<name>.yaml``), or None."""
+    from omegaconf import OmegaConf
+
+    from ssl_bench.config import config_dir
+
+    path = Path(config_dir()) / "study" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    block = OmegaConf.to_container(OmegaConf.load(path))
+    return block if isinstance(block, dict) else None
+
+
+def study_of(records: Sequence[dict[str, Any]], rules: str = "recorded") -> Study | None:
+    """The study shared by the records (None when none has a study block). ``rules="current"`` takes
+    the interpretation (rules, title, labels, reference metric) from the study's current definition in
+    ``conf/study/`` when there is one, so a rule edited after the sweep applies without rerunning it;
+    ``recorded`` uses the block saved in the records."""
     blocks = [(r.get("config") or {}).get("study") for r in records]
     blocks = [b for b in blocks if b]
     if not blocks:
@@ -559,7 +578,11 @@ def study_of(records: Sequence[dict[str, Any]]) -> Study | None:
     names = sorted({str(b.get("name")) for b in blocks if isinstance(b, dict)})
     if len(names) > 1:
         raise StudyError(f"records of several studies ({', '.join(names)}): report one sweep at a time")
-    return Study.from_block(blocks[0])
+    block = dict(blocks[0])
+    current = current_block(names[0]) if rules == "current" and names else None
+    if current is not None:
+        block.update({k: current[k] for k in INTERPRETATION if k in current})
+    return Study.from_block(block)
 
 
 def _job(record: dict[str, Any], run: str, study: Study) -> Job:
@@ -576,10 +599,10 @@ def _init_value(record: dict[str, Any], study: Study) -> float | None:
 
 
 def build_report(records: Sequence[tuple[dict[str, Any], str]], reference: str | Path | None = None,
-                 source: str = "") -> StudyReport:
+                 source: str = "", rules: str = "recorded") -> StudyReport:
     """The study report of ``(record, run name)`` pairs. ``reference``: a reference CSV; None looks
     up ``experiments/<study>/reference.csv`` (a missing one leaves the paper column empty)."""
-    study = study_of([r for r, _ in records])
+    study = study_of([r for r, _ in records], rules)
     if study is None:
         raise StudyError("no record has a study block")
     mine = [(r, n) for r, n in records if ((r.get("config") or {}).get("study") or {}).get("name") == study.name]
