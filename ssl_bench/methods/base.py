@@ -127,7 +127,7 @@ class SSLMethod(pl.LightningModule):
         logits = self.probe(out.features.detach())
         labelled = y >= 0                  # -1: unlabelled images (e.g. STL-10 unlabeled) train no probe
         n_lab = labelled.sum().clamp(min=1)
-        probe_loss = (F.cross_entropy(logits, y.clamp(min=0), reduction="none") * labelled).sum() / n_lab
+        probe_loss = F.cross_entropy(logits, y, ignore_index=-1, reduction="sum") / n_lab
         n = y.shape[0]
         self.log("train/loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
         if batch_idx % self.trainer.log_every_n_steps == 0:   # monitors: sampled, each self.log has a cost
