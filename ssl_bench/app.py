@@ -21,8 +21,11 @@ def _run_name(cfg: DictConfig, overrides: list[str]) -> str:
 
 
 def job_dirname(overrides: str, limit: int = 100) -> str:
-    """A sweep job's folder name from its overrides, kept under file-name limits: cut at ``limit``
-    characters plus a short hash of the whole string when longer (still one name per job)."""
+    """A sweep job's folder name from its overrides (not from its position in the grid, so that a
+    re-run finds it after the grid changed), kept under file-name limits: cut at ``limit`` characters
+    plus a short hash of the whole string when longer (still one name per job)."""
+    if not overrides:
+        return "default"
     if len(overrides) <= limit:
         return overrides
     import hashlib
