@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, ValidationError
@@ -118,7 +118,6 @@ class MLM:
     export: bool = True
 
 
-NESTED: dict[str, type] = {"projector": Head, "predictor_head": Head}
 METHODS: dict[str, type] = {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam, "mlm": MLM}
 
 
@@ -286,7 +285,7 @@ class Trainer:
 class Logger:
     name: str = choice("wandb", "wandb", "csv", "none")
     mode: str = choice("auto", "auto", "online", "offline", "disabled")
-    project: str = "ssl-bench"
+    project: Optional[str] = "ssl-bench"   # null: ssl-bench-eval takes the pretraining run's
     entity: Any = None
     group: Any = None
     tags: list[str] = field(default_factory=list)
@@ -325,22 +324,34 @@ GROUPS: dict[str, type] = {
 
 
 # --- validation ---------------------------------------------------------------------------------
-def _allowed_keys(schema: type) -> str:
-    return ", ".join(f.name for f in fields(schema))
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _nested(schema: type) -> dict[str, type]:
+    """Fields of ``schema`` that are schemas themselves (``method.projector``, ``linear`` ...)."""
+    return {f.name: f.default_factory for f in fields(schema)   # type: ignore[misc]
+            if f.default_factory is not MISSING and is_dataclass(f.default_factory)}
+
+
+def unknown_key(key: Any, allowed: Any, path: str = "") -> str:
+    """``unknown key 'PATH.KEY'. Did you mean 'PATH.CLOSE'? Allowed keys: ...`` (one line)."""
+    names = [str(n) for n in allowed]
+    close = difflib.get_close_matches(str(key), names, n=1)
+    hint = f" Did you mean '{_join(path, close[0])}'?" if close else ""
+    return f"unknown key '{_join(path, key)}'.{hint} Allowed keys: {', '.join(names)}"
 
 
 def _check_keys(node: Any, schema: type, path: str) -> None:
+    names = [f.name for f in fields(schema)]
     if not isinstance(node, DictConfig):
-        raise ConfigError(f"{path}: expected a mapping with keys [{_allowed_keys(schema)}], got {node!r}")
-    names = {f.name: f for f in fields(schema)}
+        raise ConfigError(f"{path}: expected a mapping with keys [{', '.join(names)}], got {node!r}")
     for key in node.keys():
         if key not in names:
-            close = difflib.get_close_matches(str(key), list(names), n=1)
-            hint = f" Did you mean '{path}.{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown key '{path}.{key}'.{hint} Allowed keys: {_allowed_keys(schema)}")
-    for name, sub in NESTED.items():
-        if name in names and name in node:
-            _check_keys(node[name], sub, f"{path}.{name}")
+            raise ConfigError(unknown_key(key, names, path))
+    for name, sub in _nested(schema).items():
+        if name in node:
+            _check_keys(node[name], sub, _join(path, name))
 
 
 def _check_value(key: str, value: Any, meta: dict) -> None:
@@ -361,30 +372,35 @@ def _check_value(key: str, value: Any, meta: dict) -> None:
             raise ConfigError(f"{key}={value!r} is out of range; allowed: {' and '.join(t for t in (lo_txt, hi_txt) if t)}")
 
 
-def _typed(node: DictConfig, schema: type, path: str) -> None:
-    """Type-check by merging into the structured schema; then range-check every field."""
+def check_node(node: DictConfig, schema: type, path: str = "") -> DictConfig:
+    """Check ``node`` against a schema dataclass: unknown keys (with did-you-mean), types (by merging
+    into the structured schema) and ranges, nested schemas included; ``ConfigError`` on the first
+    problem. Returns the typed values (defaults filled in)."""
     _check_keys(node, schema, path)
     try:   # interpolations resolve against the whole config first (e.g. ${data.batch_size} in trainer)
         values = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
         typed = OmegaConf.merge(OmegaConf.structured(schema), values)
     except InterpolationResolutionError as err:
-        raise ConfigError(f"{path}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"{path or 'config'}: {str(err).splitlines()[0]}") from None
     except (ValidationError, ConfigKeyError) as err:
-        key = f"{path}.{err.full_key}" if getattr(err, "full_key", None) else path
+        key = _join(path, err.full_key) if getattr(err, "full_key", None) else (path or "config")
         raise ConfigError(f"{key}: {err.msg.splitlines()[0]}") from None
     _check_ranges(typed, node, schema, path)
+    return typed
 
 
 def _check_ranges(typed: DictConfig, raw: DictConfig, schema: type, path: str) -> None:
     """Range-check the typed values; messages quote the value as the user wrote it."""
+    nested = _nested(schema)
     for f in fields(schema):
-        if f.name in NESTED:
-            _check_ranges(typed[f.name], raw.get(f.name, typed[f.name]), NESTED[f.name], f"{path}.{f.name}")
+        key = _join(path, f.name)
+        if f.name in nested:
+            _check_ranges(typed[f.name], raw.get(f.name, typed[f.name]), nested[f.name], key)
             continue
         try:
-            _check_value(f"{path}.{f.name}", typed[f.name], dict(f.metadata))
+            _check_value(key, typed[f.name], dict(f.metadata))
         except ConfigError:
-            _check_value(f"{path}.{f.name}", raw.get(f.name, typed[f.name]), dict(f.metadata))
+            _check_value(key, raw.get(f.name, typed[f.name]), dict(f.metadata))
             raise
 
 
@@ -395,7 +411,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"method: missing; choose one with method=NAME (allowed: {', '.join(METHODS)})")
     if method.name not in METHODS:
         raise ConfigError(f"method.name={method.name!r} is not allowed; allowed: {', '.join(METHODS)}")
-    _typed(method, METHODS[method.name], "method")
+    check_node(method, METHODS[method.name], "method")
     for group, schema in GROUPS.items():
         if group not in cfg:
             raise ConfigError(f"{group}: missing config group")
@@ -404,13 +420,11 @@ def validate(cfg: DictConfig) -> None:
             if isinstance(data, DictConfig) and data.get("name") not in DATA:
                 raise ConfigError(f"data.name={data.get('name')!r} is not allowed; allowed: {', '.join(DATA)}")
             schema = DATA[data.name] if isinstance(data, DictConfig) else Data
-        _typed(cfg[group], schema, group)
-    root_keys = {f.name for f in fields(Root)} | set(GROUPS) | {"method"}
+        check_node(cfg[group], schema, group)
+    root_keys = sorted({f.name for f in fields(Root)} | set(GROUPS) | {"method"})
     for key in cfg.keys():
         if key not in root_keys:
-            close = difflib.get_close_matches(str(key), sorted(root_keys), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown top-level key '{key}'.{hint} Allowed: {', '.join(sorted(root_keys))}")
+            raise ConfigError(unknown_key(key, root_keys))
     resume = cfg.get("resume")
     if resume is not None and resume != "auto" and not (isinstance(resume, str) and Path(resume).is_file()):
         raise ConfigError(f"resume={resume!r} is not allowed; allowed: null, auto, or the path of an existing "

@@ -16,11 +16,9 @@ Input errors (missing source, no checkpoint, unknown keys, a masked-LM run) end 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -30,9 +28,8 @@ from typing import Any, Iterable, Iterator, NoReturn
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from ssl_bench.config import config_dir
+from ssl_bench.config import ConfigError, Logger, check_node, choice, config_dir, num, unknown_key
 from ssl_bench.tracking.record import RECORD_FILE, RunRecord, load_record
 
 log = logging.getLogger("ssl_bench")
@@ -118,44 +115,19 @@ OmegaConf.register_new_resolver("ssl_bench_eval_dir", _eval_dir, replace=True)
 
 
 # --- config schema and validation ---------------------------------------------------------------------
-def _num(default: Any, lo: float | None = None, lo_open: bool = False) -> Any:
-    return field(default=default, metadata={"lo": lo, "lo_open": lo_open})
-
-
-def _choice(default: Any, *allowed: Any) -> Any:
-    return field(default=default, metadata={"choices": allowed})
-
-
 @dataclass
 class LinearCfg:
-    epochs: int = _num(100, lo=1)
-    lr: float = _num(0.1, lo=0, lo_open=True)
-    weight_decay: float = _num(1e-4, lo=0)
-    batch_size: int = _num(1024, lo=1)
-    optimizer: str = _choice("sgd", "sgd", "adamw")
+    epochs: int = num(100, lo=1)
+    lr: float = num(0.1, lo=0, lo_open=True)
+    weight_decay: float = num(1e-4, lo=0)
+    batch_size: int = num(1024, lo=1)
+    optimizer: str = choice("sgd", "sgd", "adamw")
 
 
 @dataclass
 class KnnCfg:
-    k: int = _num(200, lo=1)
-    t: float = _num(0.1, lo=0, lo_open=True)
-
-
-@dataclass
-class LoggerCfg:
-    """The keys the eval app reads from the ``logger`` group (``conf/logger/``, shared with ``ssl-bench``,
-    which validates the rest)."""
-    name: str = _choice("wandb", "wandb", "csv", "none")
-    mode: str = _choice("auto", "auto", "online", "offline", "disabled")
-    project: Any = None
-    entity: Any = None
-    group: Any = None
-    tags: list[str] = field(default_factory=list)
-    job_type: str = "eval"
-    notes: Any = None
-
-
-OPEN_GROUPS = ("logger",)   # composed from a shared config group: only the keys above are checked
+    k: int = num(200, lo=1)
+    t: float = num(0.1, lo=0, lo_open=True)
 
 
 @dataclass
@@ -168,63 +140,18 @@ class EvalAppCfg:
     feature_cache: bool = True
     seed: int = 0
     device: str = "auto"
-    num_threads: int = _num(0, lo=0)
-    logger: LoggerCfg = field(default_factory=LoggerCfg)
-
-
-def _nested(schema: type) -> dict[str, type]:
-    """The sub-schemas of ``schema`` (``linear``, ``knn``, ``logger``)."""
-    return {f.name: f.default_factory for f in fields(schema) if is_dataclass(f.default_factory)}  # type: ignore[misc]
-
-
-def _unknown_key(key: str, schema: type, prefix: str = "") -> str:
-    names = [f.name for f in fields(schema)]
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
-    return f"unknown key '{prefix}{key}'.{hint} Allowed: {', '.join(prefix + n for n in names)}"
-
-
-def _check_keys(node: Any, schema: type, prefix: str = "") -> None:
-    if not isinstance(node, DictConfig):
-        raise EvalError(f"{prefix.rstrip('.')}: expected a mapping with keys {[f.name for f in fields(schema)]}")
-    nested = _nested(schema)
-    for key in node:
-        if key not in {f.name for f in fields(schema)}:
-            raise EvalError(_unknown_key(str(key), schema, prefix))
-        if key in nested and not (prefix == "" and key in OPEN_GROUPS):
-            _check_keys(node[key], nested[key], f"{prefix}{key}.")
-
-
-def _check_values(node: DictConfig, schema: type, prefix: str = "") -> None:
-    nested = _nested(schema)
-    for f in fields(schema):
-        value, key = node[f.name], f"{prefix}{f.name}"
-        if f.name in nested:
-            _check_values(value, nested[f.name], f"{key}.")
-            continue
-        choices, lo = f.metadata.get("choices"), f.metadata.get("lo")
-        if choices is not None and value not in choices:
-            raise EvalError(f"{key}={value!r} is not allowed; allowed: {', '.join(choices)}")
-        if lo is not None and (math.isnan(value) or (value <= lo if f.metadata["lo_open"] else value < lo)):
-            raise EvalError(f"{key}={value!r} is out of range; allowed: {'>' if f.metadata['lo_open'] else '>='} {lo}")
+    num_threads: int = num(0, lo=0)
+    logger: Logger = field(default_factory=Logger)   # the pretraining app's logger group and schema
 
 
 def validate(cfg: DictConfig) -> Source:
     """Check the composed eval config (keys, types, ranges, source); returns the resolved source."""
     if OmegaConf.is_missing(cfg, "source"):
         resolve_source(None)
-    _check_keys(cfg, EvalAppCfg)
-    plain = _plain(cfg)
-    for group in OPEN_GROUPS:
-        known = {f.name for f in fields(_nested(EvalAppCfg)[group])}
-        if isinstance(plain.get(group), dict):
-            plain[group] = {k: v for k, v in plain[group].items() if k in known}
     try:
-        typed = OmegaConf.merge(OmegaConf.structured(EvalAppCfg), plain)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "config"
-        raise EvalError(f"{key}: {str(getattr(err, 'msg', err)).splitlines()[0]}") from None
-    _check_values(typed, EvalAppCfg)
+        check_node(cfg, EvalAppCfg)
+    except ConfigError as err:
+        raise EvalError(str(err)) from None
     if cfg.data is not None and not isinstance(cfg.data, DictConfig):
         raise EvalError(f"data={cfg.data!r}: expected null or overrides of the pretraining data config "
                         "(+data.KEY=VALUE)")
@@ -245,11 +172,11 @@ def _composition_error(err: Exception) -> str:
     if first.startswith("Could not override '") and not first.startswith("Could not override 'data."):
         key = first.split("'")[1]
         head, _, rest = key.partition(".")
-        nested = _nested(EvalAppCfg)
-        if head not in {f.name for f in fields(EvalAppCfg)}:
-            return _unknown_key(head, EvalAppCfg)
-        if head in nested and rest:
-            return _unknown_key(rest, nested[head], f"{head}.")
+        schemas = {f.name: f.default_factory for f in fields(EvalAppCfg)}
+        if head not in schemas:
+            return unknown_key(head, schemas)
+        if is_dataclass(schemas[head]) and rest:
+            return unknown_key(rest, [f.name for f in fields(schemas[head])], head)
     return " ".join(lines)
 
 
@@ -285,17 +212,10 @@ def data_config(pretrain_data: DictConfig, overrides: DictConfig | None) -> Dict
         raise EvalError(f"data.name={name!r} is not allowed; allowed: {', '.join(DATA)}")
     if DATA[name] is TextData:
         raise EvalError(f"data.name={name!r} is text; ssl-bench-eval evaluates image backbones on image data")
-    known = [f.name for f in fields(DATA[name])]
-    for key in overrides:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" Did you mean 'data.{close[0]}'?" if close else ""
-            raise EvalError(f"unknown key 'data.{key}' for data.name={name}.{hint} Allowed: {', '.join(known)}")
     try:
-        typed = OmegaConf.merge(OmegaConf.structured(DATA[name]), overrides)   # type-checks the overrides
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "data"
-        raise EvalError(f"data.{key}: {str(getattr(err, 'msg', err)).splitlines()[0]}") from None
+        typed = check_node(overrides, DATA[name], "data")   # keys, types and ranges of the overrides
+    except ConfigError as err:
+        raise EvalError(f"{err} (data.name={name})") from None
     if name != pretrain_data.get("name"):
         return OmegaConf.create(OmegaConf.to_container(typed, resolve=True))
     merged, values = _plain(pretrain_data), _plain(typed)
