@@ -131,14 +131,9 @@ class Backbone:
 
 
 @dataclass
-class Data:
-    name: str = choice("shapes", "shapes")
+class ImageData:
+    """Keys every image dataset has (the embedded shapes and the real ones)."""
     image_size: int = num(32, lo=8)
-    train_size: int = num(5000, lo=1)
-    val_size: int = num(1000, lo=1)
-    test_size: int = num(1000, lo=1)
-    generator_seed: int = 1234
-    contrast: float = num(0.4, lo=0, hi=1)
     crop_min_scale: float = num(0.2, lo=0, hi=1)
     batch_size: int = num(256, lo=1)
     eval_batch_size: int = num(512, lo=1)
@@ -146,6 +141,16 @@ class Data:
     pin_memory: bool = False
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
+
+
+@dataclass
+class Data(ImageData):
+    name: str = choice("shapes", "shapes")
+    train_size: int = num(5000, lo=1)
+    val_size: int = num(1000, lo=1)
+    test_size: int = num(1000, lo=1)
+    generator_seed: int = 1234
+    contrast: float = num(0.4, lo=0, hi=1)
 
 
 @dataclass
@@ -171,22 +176,14 @@ class TextData:
 
 
 @dataclass
-class RealImages:
+class RealImages(ImageData):
     """Keys every real image dataset shares (``data=cifar10|cifar100|stl10|imagefolder``)."""
     name: str = "cifar10"
     root: str = "data"
-    image_size: int = num(32, lo=8)
     fraction: float = num(1.0, lo=0, hi=1, lo_open=True)
     val_size: int = num(2000, lo=1)
     bank_size: Any = None
     split_seed: int = 0
-    crop_min_scale: float = num(0.2, lo=0, hi=1)
-    batch_size: int = num(256, lo=1)
-    eval_batch_size: int = num(512, lo=1)
-    num_workers: int = num(0, lo=0)
-    pin_memory: bool = False
-    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
 
 
 @dataclass
