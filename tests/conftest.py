@@ -35,3 +35,27 @@ def cfg_factory():
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+WANDB_CREDENTIALS = ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL")
+
+
+def isolate_wandb(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """No W&B credentials anywhere (environment, netrc, config dir): the logger must go offline by
+    itself, without a prompt."""
+    for var in WANDB_CREDENTIALS:
+        mp.delenv(var, raising=False)
+    mp.setenv("HOME", str(home))
+    mp.setenv("NETRC", str(home / ".netrc"))
+    mp.setenv("WANDB_CONFIG_DIR", str(home / ".config" / "wandb"))
+
+
+def wandb_leet(run_dir: str | Path, *flags: str) -> str:
+    """``wandb leet inspect --json FLAGS RUN_DIR``: an offline run read back by wandb's own reader."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
+    return subprocess.run([exe, "leet", "inspect", "--json", *flags, str(run_dir)], capture_output=True, text=True,
+                          timeout=60, check=True).stdout

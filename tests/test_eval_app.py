@@ -4,7 +4,6 @@ ssl-bench, the W&B eval run in the pretraining run's group, and one-line input e
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from ssl_bench.eval.linear import fit_linear_probe
 from ssl_bench.methods import SimCLR
 from ssl_bench.tracking.record import load_record
 from ssl_bench.train import run
-from tests.conftest import TINY, make_cfg
+from tests.conftest import TINY, isolate_wandb, make_cfg, wandb_leet
 
 torch.set_num_threads(1)
 
@@ -38,25 +37,11 @@ def _main(*overrides: str) -> None:
         app.main()
 
 
-def _wandb_exe() -> str:
-    return shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
-
-
-def _leet(run_dir: str, *flags: str) -> str:
-    proc = subprocess.run([_wandb_exe(), "leet", "inspect", "--json", *flags, run_dir],
-                          capture_output=True, text=True, timeout=60, check=True)
-    return proc.stdout
-
-
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory) -> Path:
     """A one-epoch SimCLR run on resnet_tiny, logged to W&B offline (no credentials) in group g-eval."""
     mp = pytest.MonkeyPatch()
-    home = tmp_path_factory.mktemp("home")
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
-        mp.delenv(var, raising=False)
-    mp.setenv("HOME", str(home))
-    mp.setenv("NETRC", str(home / ".netrc"))
+    isolate_wandb(mp, tmp_path_factory.mktemp("home"))
     out = tmp_path_factory.mktemp("pretrain")
     record = run(make_cfg(*RESNET_TINY, "logger=wandb", "logger.group=g-eval", tiny=False), out, [], "tiny-pre")
     assert record["status"] == "finished" and record["wandb"]["group"] == "g-eval"
@@ -168,13 +153,13 @@ def test_convnet_export_rebuilds_with_plain_torch(tmp_path, monkeypatch):
 def test_eval_run_is_in_the_pretraining_runs_wandb_group(pretrained, evaluated):
     record, _ = evaluated
     pre = load_record(pretrained)
-    info = json.loads(_leet(record["wandb"]["dir"], "--summary"))
+    info = json.loads(wandb_leet(record["wandb"]["dir"], "--summary"))
     assert info["state"] == "finished" and info["exit_code"] == 0 and info["name"] == "eval-tiny-pre"
     assert info["project"] == pre["wandb"]["project"]
     assert info["config"]["pretrain"]["wandb_id"] == pre["wandb"]["id"]
     assert info["summary"]["final/linear_top1"] == pytest.approx(record["final"]["linear_top1"])
     assert info["summary"]["final/knn_acc"] == pytest.approx(record["final"]["knn_acc"])
-    runs = [json.loads(line)["run"] for line in _leet(record["wandb"]["dir"]).splitlines()
+    runs = [json.loads(line)["run"] for line in wandb_leet(record["wandb"]["dir"]).splitlines()
             if line.startswith("{") and json.loads(line).get("type") == "run"]
     assert runs and runs[0]["job_type"] == "eval" and runs[0]["run_group"] == pre["wandb"]["group"] == "g-eval"
 

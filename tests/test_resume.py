@@ -8,7 +8,7 @@ import torch
 
 from ssl_bench.config import ConfigError
 from ssl_bench.train import run
-from tests.conftest import make_cfg
+from tests.conftest import isolate_wandb, make_cfg
 
 EPOCHS = ["trainer.max_epochs=4", "trainer.checkpoint=true", "trainer.deterministic=true", "trainer.num_threads=1"]
 
@@ -87,10 +87,7 @@ def test_resume_values_are_checked(tmp_path):
 
 
 def test_resume_continues_the_same_wandb_run(tmp_path, monkeypatch):
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
+    isolate_wandb(monkeypatch, tmp_path / "home")
     from ssl_bench.methods.simclr import SimCLR
 
     def preempt_at_epoch_1(self):

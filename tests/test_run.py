@@ -2,41 +2,27 @@
 statuses (finished / diverged / failed) and the W&B run closed after a failure."""
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from ssl_bench.train import run
-from tests.conftest import make_cfg
+from tests.conftest import isolate_wandb, make_cfg, wandb_leet
 
 
 @pytest.fixture
 def offline_env(monkeypatch, tmp_path):
-    """No W&B credentials anywhere: the logger must go offline by itself, without a prompt."""
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
+    isolate_wandb(monkeypatch, tmp_path / "home")
 
 
 def _leet(run_dir: str) -> dict:
-    exe = shutil.which("wandb") or str(Path(__import__("sys").executable).with_name("wandb"))
-    proc = subprocess.run([exe, "leet", "inspect", "--json", "--summary", run_dir],
-                          capture_output=True, text=True, timeout=60, check=True)
-    return json.loads(proc.stdout)
+    return json.loads(wandb_leet(run_dir, "--summary"))
 
 
 @pytest.fixture(scope="module")
 def wandb_run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    home = tmp_path_factory.mktemp("home")
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
-        mp.delenv(var, raising=False)
-    mp.setenv("HOME", str(home))
-    mp.setenv("NETRC", str(home / ".netrc"))
+    isolate_wandb(mp, tmp_path_factory.mktemp("home"))
     out = tmp_path_factory.mktemp("run")
     cfg = make_cfg("logger=wandb", "trainer.max_epochs=2", "trainer.checkpoint=true", "logger.tags=[unit]",
                    "logger.group=g1")

@@ -4,14 +4,12 @@ report run. Records are synthetic (written here), so every number below is known
 import csv
 import io
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ssl_bench.report.cli import main
+from tests.conftest import isolate_wandb, wandb_leet
 from ssl_bench.report.study import Job, Study, build_report, evaluate_rules, load_study, normalize, same
 
 STUDY = {
@@ -285,12 +283,8 @@ def test_cli_formats_and_errors(sweep, tmp_path, capsys):
 
 def test_wandb_report_run_written_offline(sweep, tmp_path, monkeypatch, capsys):
     root, ref = sweep
-    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
+    isolate_wandb(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NETRC", str(tmp_path / "home" / ".netrc"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
     for rec_path in root.rglob("record.json"):      # the jobs logged to W&B: the report run is the default
         rec = json.loads(rec_path.read_text())
         rec["config"]["logger"]["name"] = "wandb"
@@ -299,10 +293,7 @@ def test_wandb_report_run_written_offline(sweep, tmp_path, monkeypatch, capsys):
     assert "W&B: offline report run" in capsys.readouterr().err
     runs = list((root / "report" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
-    exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
-    proc = subprocess.run([exe, "leet", "inspect", "--json", "--summary", str(runs[0])],      # wandb's own reader
-                          capture_output=True, text=True, timeout=60, check=True)
-    info = json.loads(proc.stdout)
+    info = json.loads(wandb_leet(runs[0], "--summary"))      # wandb's own reader
     assert info["state"] == "finished" and info["name"] == "report-toy_stopgrad"
     assert info["project"] == "ssl-bench-test"
     summary = info["summary"]
