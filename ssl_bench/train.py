@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
 from ssl_bench.data.datamodule import build_datamodule
-from ssl_bench.eval.export import export_backbone
 from ssl_bench.methods import METHODS, DivergedError
 from ssl_bench.resume import RngState, checkpoint_epoch, resume_checkpoint
 from ssl_bench.tracking import wandb as wb
@@ -80,13 +79,10 @@ def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str) -
             record["timings"]["fit_s"] = round(time.perf_counter() - t_fit, 3)
             if cfg.trainer.checkpoint and (out_dir / "checkpoints" / "last.ckpt").exists():
                 record["checkpoint"] = str(out_dir / "checkpoints" / "last.ckpt")
-            if getattr(model, "export_dir", None):    # methods that export (MLM: hf_export/)
-                record["export"] = model.export_dir
+            record["export"] = model.exported    # backbone.pt (image methods), hf_export/ (masked LM)
         if cfg.eval.final:
             record["final"] = model.evaluate(dm)
         status = model.final_status(record["final"])
-        if status in ("finished", "collapsed") and hasattr(model, "backbone") and trainer.is_global_zero:
-            record["export"] = str(export_backbone(model, out_dir))   # plain state_dict, loads with timm / torch
     except DivergedError as err:
         status, error = "diverged", err
         log.error("run diverged: %s", err)

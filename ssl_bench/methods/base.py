@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ssl_bench.data.augment import BatchAugment, Normalize, views_from_config
+from ssl_bench.eval.export import export_backbone
 from ssl_bench.eval.frozen import evaluate_frozen
 from ssl_bench.eval.knn import knn_accuracy
 from ssl_bench.eval.metrics import normalized_std, rankme
@@ -60,6 +61,7 @@ class SSLMethod(pl.LightningModule):
         self.probe = nn.Linear(self.feat_dim, num_classes)
         self.build_heads()
         self._val: dict[int, list[tuple[torch.Tensor, ...]]] = defaultdict(list)
+        self.exported: str | None = None     # what on_fit_end wrote (the run record's ``export``)
         self._channels_last = bool(cfg.trainer.get("channels_last", False))
 
     @classmethod
@@ -110,6 +112,12 @@ class SSLMethod(pl.LightningModule):
             self.to(memory_format=torch.channels_last)
         if self.cfg.trainer.get("compile", False):
             self.backbone.compile()      # in place: parameter names and checkpoints stay unchanged
+
+    def on_fit_end(self) -> None:
+        """Export the backbone as a plain state_dict (``backbone.pt`` + ``backbone.json`` in the run
+        folder), loadable with timm / torch without ssl-bench. A diverged fit raises before this."""
+        if self.trainer.is_global_zero:
+            self.exported = str(export_backbone(self, self.trainer.default_root_dir))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features of raw (uint8 or [0, 1]) images, the representation being evaluated."""

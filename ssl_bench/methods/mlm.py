@@ -67,7 +67,7 @@ class MLM(pl.LightningModule):
         self.tokenizer = tokenizer
         self.model = build_roberta(cfg.method, len(tokenizer), cfg.data.max_length)
         self.register_buffer("unigram_logp", unigram_logp.float(), persistent=False)
-        self.export_dir: str | None = None
+        self.exported: str | None = None    # what on_fit_end wrote (the run record's ``export``)
         self._val = torch.zeros(3, dtype=torch.float64)
         self._tokens = 0
         self._tokens_total, self._seconds_total = 0, 0.0
@@ -156,7 +156,7 @@ class MLM(pl.LightningModule):
     def on_fit_end(self) -> None:
         """``<run dir>/hf_export``: model + tokenizer, loadable with ``transformers``' Auto classes."""
         if self.mcfg.export and self.trainer.is_global_zero:
-            self.export_dir = str(self.export(Path(self.trainer.default_root_dir) / "hf_export"))
+            self.exported = str(self.export(Path(self.trainer.default_root_dir) / "hf_export"))
 
     def export(self, folder: str | Path) -> Path:
         folder = Path(folder)
