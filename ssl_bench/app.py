@@ -16,7 +16,7 @@ from ssl_bench.config import ConfigError, config_dir, validate
 def _run_name(cfg: DictConfig, overrides: list[str]) -> str:
     if cfg.name:
         return str(cfg.name)
-    shown = [o for o in overrides if not o.startswith(("hydra.", "logger.", "trainer.enable_progress_bar", "resume="))]
+    shown = _job_overrides(overrides)
     return "-".join([cfg.method.name, *shown])[:120] if shown else str(cfg.method.name)
 
 
@@ -64,10 +64,18 @@ def _config_key(config: dict) -> dict:
     return out
 
 
+# overrides that change how a job is shown or kept, not what it computes (also conf/config.yaml's
+# hydra.job.config.override_dirname.exclude_keys, which names the job folders)
+BOOKKEEPING = ("hydra.", "logger", "trainer.enable_progress_bar", "resume", "skip_finished")
+
+
+def _job_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that define a job, in command-line order."""
+    return [o for o in overrides if not o.lstrip("+~").startswith(BOOKKEEPING)]
+
+
 def _job_key(overrides: list[str]) -> list[str]:
-    """The overrides that define a job (display and bookkeeping keys left out)."""
-    skip = ("hydra.", "logger", "trainer.enable_progress_bar", "resume", "skip_finished")
-    return sorted(o for o in overrides if not o.lstrip("+~").startswith(skip))
+    return sorted(_job_overrides(overrides))
 
 
 def tag_sweep_job(cfg: DictConfig, sweep_dir: str, overrides: list[str]) -> None:
@@ -83,7 +91,7 @@ def tag_sweep_job(cfg: DictConfig, sweep_dir: str, overrides: list[str]) -> None
     tags = list(cfg.logger.tags)
     if study is not None:
         tags += [str(study.name), str(study.variant)]
-    tags += [o.lstrip("+~")[:64] for o in _job_key(overrides) if not o.lstrip("+~").startswith("experiment=")]
+    tags += [o.lstrip("+~")[:64] for o in _job_overrides(overrides) if not o.lstrip("+~").startswith("experiment=")]
     cfg.logger.tags = list(dict.fromkeys(tags))
 
 
