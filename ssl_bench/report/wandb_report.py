@@ -8,7 +8,7 @@ from typing import Any
 
 from ssl_bench.report.study import CSV_FIELDS, StudyError, StudyReport, show, verdicts_json
 from ssl_bench.tracking.record import STATUSES
-from ssl_bench.tracking.wandb import has_credentials, resolve_mode
+from ssl_bench.tracking.wandb import has_credentials, resolve_mode, run_settings
 
 SCHEME = "wandb://"
 
@@ -61,7 +61,7 @@ def log_report(report: StudyReport, records: list[dict[str, Any]], out_dir: str 
     run = wandb.init(project=target["project"], entity=target["entity"], group=target["group"], job_type="report",
                      name=f"report-{study.name}", dir=str(out), mode=resolve_mode("auto"), tags=["report", study.name],
                      config={"study": study.block, "source": report.source, "reference": summary["reference"]},
-                     settings=wandb.Settings(console="off", silent=True, init_timeout=120, x_disable_stats=True))
+                     settings=run_settings())
     exit_code = 1
     try:
         columns, data = _table(report)

@@ -34,6 +34,14 @@ def resolve_mode(mode: str) -> str:
     return "online" if has_credentials() else "offline"
 
 
+def run_settings() -> Any:
+    """How every ssl-bench W&B run is opened: no console capture, quiet, no system stats, a patient
+    start (offline runs start at once)."""
+    import wandb
+
+    return wandb.Settings(console="off", silent=True, init_timeout=120, x_disable_stats=True)
+
+
 def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | None = None) -> Any:
     """The Lightning logger chosen by ``logger.name``: wandb | csv | none (returns False)."""
     lc = cfg.logger
@@ -45,7 +53,6 @@ def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | No
         return CSVLogger(save_dir=save_dir, name="csv", version="")
     from pytorch_lightning.loggers import WandbLogger
 
-    import wandb
 
     mode = resolve_mode(lc.mode)
     return WandbLogger(
@@ -61,7 +68,7 @@ def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | No
         resume="allow",          # with run_id: continue that run (resume=auto), else a new one
         mode=mode,
         config=OmegaConf.to_container(cfg, resolve=True),
-        settings=wandb.Settings(console="off", silent=True, init_timeout=120, x_disable_stats=True),
+        settings=run_settings(),
     )
 
 
