@@ -53,7 +53,6 @@ def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | No
         return CSVLogger(save_dir=save_dir, name="csv", version="")
     from pytorch_lightning.loggers import WandbLogger
 
-
     mode = resolve_mode(lc.mode)
     return WandbLogger(
         name=run_name,
