@@ -57,23 +57,23 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(args.path)
     paths = find_records(root)
-    if paths:
-        try:
-            records = [(load_record(p), st.run_name(p, root)) for p in paths]
-            study = st.study_of([r for r, _ in records])
-        except (ValueError, OSError) as err:      # a broken record or study block
-            return _error(str(err))
-        if study is not None:
-            return _study(records, args, source=str(root), out_dir=Path(args.out) if args.out else root / st.REPORT_DIR)
+    try:
+        loaded = [(load_record(p), p) for p in paths]      # read once, for the study check and the table
+        study = st.study_of([r for r, _ in loaded])
+    except (ValueError, OSError) as err:      # a broken record or study block
+        return _error(str(err))
+    if study is not None:
+        records = [(r, st.run_name(p, root)) for r, p in loaded]
+        return _study(records, args, source=str(root), out_dir=Path(args.out) if args.out else root / st.REPORT_DIR)
     if args.format == "tex":
         return _error("--format tex needs a study sweep (jobs with a study block)")
-    return _table(args)
+    return _table(args, loaded)
 
 
-def _table(args: argparse.Namespace) -> int:
+def _table(args: argparse.Namespace, records: list[tuple[dict[str, Any], Path]]) -> int:
     """One line per run (sweeps without a study block)."""
     try:
-        rows = collect(args.path)
+        rows = collect(args.path, records)
     except FileNotFoundError as err:
         return _error(str(err))
     if args.format == "console":

@@ -45,13 +45,14 @@ def _row(rec: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
     }
 
 
-def collect(root: str | Path) -> list[dict[str, Any]]:
-    """One row per run record under ``root``, then a ``random init`` row (if any run has one)."""
+def collect(root: str | Path, records: list[tuple[dict[str, Any], Path]] | None = None) -> list[dict[str, Any]]:
+    """One row per run record under ``root``, then a ``random init`` row (if any run has one).
+    ``records``: the (record, path) pairs under ``root`` when the caller has read them already."""
     root = Path(root)
-    paths = find_records(root)
-    if not paths:
+    if records is None:
+        records = [(load_record(p), p) for p in find_records(root)]
+    if not records:
         raise FileNotFoundError(f"no record.json under {root}: is it a run or sweep folder of ssl-bench?")
-    records = [(load_record(p), p) for p in paths]
     records = [(r, p) for r, p in records if r.get("job_type", "pretrain") != "eval"]   # ssl-bench-eval records
     rows = [_row(rec, p, root) for rec, p in records]
     inits = [rec["init"] for rec, _ in records if rec.get("init", {}).get("knn_acc") is not None]   # image runs
