@@ -17,9 +17,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, ValidationError
 
-
-class ConfigError(ValueError):
-    """A config value that cannot run; the message is meant for the user as-is."""
+from ssl_bench.errors import ConfigError  # re-exported: ``from ssl_bench.config import ConfigError``
 
 
 def _ratio(total: Any, part: Any) -> int:
@@ -288,6 +286,7 @@ class Logger:
     tags: list[str] = field(default_factory=list)
     job_type: str = "pretrain"
     notes: Any = None
+    init_timeout: float = num(30.0, lo=0, lo_open=True)   # seconds to reach the W&B server, then offline
 
 
 @dataclass
@@ -312,6 +311,7 @@ class Root:
     resume: Any = None        # null | auto | path to a .ckpt
     study: Any = None         # conf/experiment/*: what ssl-bench-report needs to lay out a paper's table
     skip_finished: bool = True   # multirun: jobs whose record says finished/collapsed/diverged are not rerun
+    overwrite: bool = False      # a folder that holds a run: move its files aside and start over
 
 
 GROUPS: dict[str, type] = {
@@ -351,9 +351,18 @@ def _check_keys(node: Any, schema: type, path: str) -> None:
             _check_keys(node[name], sub, _join(path, name))
 
 
+def _bool_choice(value: Any, meta: dict) -> str | None:
+    """``true`` / ``false`` for a boolean given to a choice that lists them (YAML reads them as booleans)."""
+    choices = meta.get("choices") or ()
+    if isinstance(value, bool) or str(value) in ("True", "False"):
+        text = str(value).lower()
+        return text if text in choices else None
+    return None
+
+
 def _check_value(key: str, value: Any, meta: dict) -> None:
     choices = meta.get("choices")
-    if choices is not None and value not in choices:
+    if choices is not None and value not in choices and _bool_choice(value, meta) is None:
         raise ConfigError(f"{key}={value!r} is not allowed; allowed: {', '.join(map(str, choices))}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is None and hi is None:
@@ -393,6 +402,10 @@ def _check_ranges(typed: DictConfig, raw: DictConfig, schema: type, path: str) -
         key = _join(path, f.name)
         if f.name in nested:
             _check_ranges(typed[f.name], raw.get(f.name, typed[f.name]), nested[f.name], key)
+            continue
+        fixed = _bool_choice(raw.get(f.name), dict(f.metadata)) if f.name in raw else None
+        if fixed is not None:          # data.labels=true: the choice's string, as the code compares it
+            raw[f.name] = fixed
             continue
         try:
             _check_value(key, typed[f.name], dict(f.metadata))
@@ -454,6 +467,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"augment.{f.name}={list(value)} has {len(value)} entries; give one number or {aug.num_views} (augment.num_views)"
             )
+    check_trainer(cfg.trainer)
     heads = [method.get("projector"), method.get("predictor_head")]
     if method.name in ("byol", "simsiam"):
         proj, pred = heads
@@ -461,3 +475,78 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"method.predictor_head.out_dim={pred.out_dim} must equal method.projector.out_dim={proj.out_dim}"
             )
+
+
+def check_trainer(tc: DictConfig) -> None:
+    """Settings that cannot train: no training batches, no devices, an accelerator that is not here."""
+    limit = tc.limit_train_batches
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                              or limit <= 0 or (isinstance(limit, float) and limit > 1)):
+        raise ConfigError(f"trainer.limit_train_batches={limit!r} trains nothing or is not a size: give a fraction in "
+                          "(0, 1], a number of batches >= 1, or null (every batch)")
+    devices = tc.devices
+    bad_devices = (devices == 0 or isinstance(devices, bool)
+                   or (isinstance(devices, int) and devices < -1)
+                   or (isinstance(devices, (list, ListConfig)) and not devices)
+                   or (isinstance(devices, str) and devices != "auto" and not devices.strip("-,0123456789 ") == ""))
+    if bad_devices:
+        raise ConfigError(f"trainer.devices={devices!r} is not allowed; allowed: auto, a number of devices >= 1, "
+                          "-1 (all), or a list of device indices")
+    accelerator = str(tc.accelerator)
+    if accelerator not in ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla", "hpu"):
+        raise ConfigError(f"trainer.accelerator={accelerator!r} is not allowed; allowed: auto, cpu, gpu, cuda, mps")
+
+
+def check_resources(cfg: DictConfig) -> None:
+    """What this machine must have for the (valid) config to run here: a GPU for ``trainer=gpu``.
+    Separate from ``validate``: a GPU recipe is a valid config on a machine without one."""
+    accelerator = str(cfg.trainer.accelerator)
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible here "
+                              "(torch.cuda.is_available() is false); use trainer=cpu")
+
+
+def _fields_of(schemas: list[type], path: list[str]) -> list[str] | None:
+    """Field names at ``path`` under any of ``schemas`` (nested schemas followed); None: not a mapping."""
+    names: dict[str, None] = {}
+    found = False
+    for schema in schemas:
+        node: Any = schema
+        for part in path:
+            node = _nested(node).get(part) if node is not None else None
+        if node is not None:
+            found = True
+            names.update(dict.fromkeys(f.name for f in fields(node)))
+    return list(names) if found else None
+
+
+def unknown_override(key: str, schema: type | None = None, choices: dict[str, str] | None = None) -> str | None:
+    """The did-you-mean message for an override of a key the config does not have (``trainer.max_epoch``),
+    or None when the key is not ours to judge (``hydra.*``). ``schema``: the root dataclass of the app's
+    config (None: the pretraining config, whose ``method`` / ``data`` schemas follow ``choices``, the
+    group options given on the command line, or cover every option)."""
+    parts = key.split(".")
+    if parts[0] == "hydra":
+        return None
+    if schema is not None:
+        groups: dict[str, list[type]] = {n: [s] for n, s in _nested(schema).items()}
+        root_keys = [f.name for f in fields(schema)]
+    else:
+        choices = choices or {}
+        groups = {g: [s] for g, s in GROUPS.items()}
+        method, data = choices.get("method"), choices.get("data")
+        groups["method"] = [METHODS[method]] if method in METHODS else list(METHODS.values())
+        groups["data"] = [DATA[data]] if data in DATA else list(dict.fromkeys(DATA.values()))
+        root_keys = sorted({f.name for f in fields(Root)} | set(groups))
+    if parts[0] not in groups:
+        return unknown_key(parts[0], root_keys) if parts[0] not in root_keys else None
+    for depth in range(1, len(parts)):
+        allowed = _fields_of(groups[parts[0]], parts[1:depth])
+        if allowed is None:
+            return None
+        if parts[depth] not in allowed:
+            return unknown_key(parts[depth], allowed, ".".join(parts[:depth]))
+    return None

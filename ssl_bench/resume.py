@@ -1,4 +1,5 @@
-"""Resuming an interrupted run (``resume=auto`` or ``resume=PATH.ckpt``).
+"""Resuming an interrupted run (``resume=auto`` or ``resume=PATH.ckpt``): the RNG state and what a
+checkpoint says about itself (``ssl_bench.runfolder`` decides whether to resume).
 
 Lightning's checkpoint restores the weights, optimizer, LR scheduler and loop counters, but not
 the random number generators. The batched augmentation draws from the global torch RNG (CUDA's on
@@ -12,17 +13,17 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
+
+from ssl_bench.errors import RunFolderError
 
 log = logging.getLogger("ssl_bench")
-
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 class RngState(pl.Callback):
@@ -52,21 +53,30 @@ class RngState(pl.Callback):
             torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
-def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> Path | None:
-    """The checkpoint to continue from: ``None`` (fresh run), ``auto`` -> ``<run dir>/checkpoints/
-    last.ckpt`` when it exists, or an explicit path (validated to exist)."""
-    value = cfg.get("resume")
-    if value is None:
-        return None
-    if value == "auto":
-        ckpt = out_dir / LAST_CHECKPOINT
-        if not ckpt.is_file():
-            log.info("resume=auto: no %s in the run folder, starting fresh", LAST_CHECKPOINT)
-            return None
-        return ckpt
-    return Path(value).resolve()
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint says about itself: the run config it was trained with, the epoch whose end it
+    holds (0-based), the global step and the run id it was stamped with."""
+
+    path: Path
+    config: dict[str, Any]
+    epoch: int
+    step: int
+    run_id: str | None
 
 
-def checkpoint_epoch(ckpt: Path) -> int:
-    """The epoch (0-based) whose end the checkpoint holds."""
-    return int(torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"])
+def read_checkpoint(path: str | Path) -> CheckpointInfo:
+    """Open a checkpoint (memory-mapped: the weights are not read) for its config and position;
+    ``RunFolderError`` in one line when the file is truncated, corrupt or not an ssl-bench checkpoint."""
+    from ssl_bench.tracking.record import checkpoint_run_id
+
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:   # truncated zip, pickle errors, not a torch file: all say "unreadable"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise RunFolderError(f"checkpoint {path} is unreadable ({type(err).__name__}: {first[:200]})") from None
+    cfg = (ckpt.get("hyper_parameters") or {}).get("cfg") if isinstance(ckpt, dict) else None
+    if not isinstance(cfg, dict) or "epoch" not in ckpt:
+        raise RunFolderError(f"checkpoint {path} is not an ssl-bench checkpoint (no run config in it)")
+    return CheckpointInfo(path, cfg, int(ckpt["epoch"]), int(ckpt.get("global_step", 0)), checkpoint_run_id(ckpt))

@@ -49,6 +49,7 @@ def runs(tmp_path_factory):
 def test_interrupted_run_left_a_checkpoint_after_epoch_2(runs):
     interrupted = runs[1]
     assert interrupted["status"] == "failed" and interrupted["resumed_from"] is None
+    assert interrupted["checkpoint"]["epoch"] == 1 and interrupted["checkpoint"]["path"] == "checkpoints/last.ckpt"
     assert [e["epoch"] for e in interrupted["epochs"]] == [0, 1]
     assert interrupted["_ckpt_epoch"] == 1          # the end of the second epoch (0-based)
 
@@ -75,7 +76,9 @@ def test_resumed_record_continues_the_interrupted_one(runs):
     assert resumed["started_at"] == interrupted["started_at"]
     assert resumed["init"] == interrupted["init"] and resumed["init"]      # not evaluated again
     assert resumed["epochs"][:2] == interrupted["epochs"] and resumed["wandb"] is None
-    assert resumed["error"] is None and resumed["checkpoint"] == str(ckpt)
+    assert resumed["error"] is None and resumed["checkpoint"]["path"] == "checkpoints/last.ckpt"
+    assert resumed["checkpoint"]["epoch"] == 3 and resumed["run_id"] == interrupted["run_id"]
+    assert [a["status"] for a in resumed["attempts"]] == ["failed"] and resumed["attempt"] == 2
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["last.ckpt"]
     assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 3
 

@@ -47,7 +47,10 @@ def test_record_holds_what_it_should(wandb_run):
         assert set(on_disk[part]) >= {"knn_acc", "linear_acc", "rankme", "z_std"}
     assert on_disk["best"]["val/knn_acc"] == max(e["val/knn_acc"] for e in on_disk["epochs"])
     assert on_disk["timings"]["img_per_s"] > 0 and on_disk["timings"]["wall_s"] > 0
-    assert Path(on_disk["checkpoint"]).is_file()
+    entry = on_disk["checkpoint"]
+    assert entry["path"] == "checkpoints/last.ckpt" and (out / entry["path"]).is_file()
+    assert entry["epoch"] == 1 and entry["step"] == on_disk["epochs"][-1]["step"] == on_disk["evaluated_at"]["step"]
+    assert on_disk["run_id"] == entry["run_id"] and on_disk["attempt"] == 1 and on_disk["attempts"] == []
     assert on_disk["wandb"]["mode"] == "offline"
     text = (out / "record.json").read_text().lower()
     assert "api_key" not in text and "netrc" not in text
@@ -94,7 +97,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     record = run(cfg, tmp_path, [], "nan")
     assert record["status"] == "diverged" and "at step 6" in record["error"]["message"]
     assert [e["epoch"] for e in record["epochs"]] == [0]
-    ckpt = torch.load(record["checkpoint"], map_location="cpu", weights_only=False)
+    assert record["checkpoint"]["epoch"] == 0 and record["final"] == {}
+    ckpt = torch.load(tmp_path / record["checkpoint"]["path"], map_location="cpu", weights_only=False)
     assert ckpt["epoch"] == 0 and ckpt["global_step"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 

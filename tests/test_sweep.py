@@ -56,20 +56,41 @@ def test_failed_job_is_reported_and_rerun_skips_finished_jobs(tmp_path):
 
 
 def test_a_changed_config_is_not_skipped(tmp_path):
-    """Skipping needs the same overrides and the same resolved config: editing an experiment file
-    (not the command line) makes its jobs run again."""
+    """Skipping needs the same resolved config: editing an experiment file (not the command line)
+    makes its jobs run again, with the earlier result moved aside; failed jobs run again."""
     from omegaconf import OmegaConf
 
-    from ssl_bench.app import finished_record
+    from ssl_bench.runfolder import plan_run
     from tests.conftest import make_cfg
 
     cfg = make_cfg("method=simsiam")
-    record = {"status": "finished", "overrides": ["seed=0", "logger=none"], "final": {"knn_acc": 0.5},
-              "config": OmegaConf.to_container(cfg, resolve=True)}
-    (tmp_path / "record.json").write_text(json.dumps(record))
-    assert finished_record(str(tmp_path), ["seed=0"], cfg) is not None          # logger overrides do not count
-    assert finished_record(str(tmp_path), ["seed=1"], cfg) is None
-    assert finished_record(str(tmp_path), ["seed=0"], make_cfg("method=simsiam", "trainer.max_epochs=2")) is None
-    record["status"] = "failed"
-    (tmp_path / "record.json").write_text(json.dumps(record))
-    assert finished_record(str(tmp_path), ["seed=0"], cfg) is None
+
+    def folder(name, status, config):
+        (tmp_path / name).mkdir()
+        record = {"status": status, "overrides": ["seed=0"], "final": {"knn_acc": 0.5},
+                  "config": OmegaConf.to_container(config, resolve=True), "epochs": [{"epoch": 0}]}
+        (tmp_path / name / "record.json").write_text(json.dumps(record))
+        return tmp_path / name
+
+    same = folder("same", "finished", make_cfg("method=simsiam", "logger=wandb"))   # logger keys do not count
+    assert plan_run(cfg, same, sweep_job=True).action == "skip"
+    changed = folder("changed", "finished", make_cfg("method=simsiam", "trainer.max_epochs=2"))
+    plan = plan_run(cfg, changed, sweep_job=True)
+    assert plan.action == "fresh" and load_record(plan.moved_to)["status"] == "finished"
+    failed = folder("failed", "failed", cfg)
+    assert plan_run(cfg, failed, sweep_job=True).action == "fresh"
+
+
+def test_job_folder_names_put_the_swept_keys_first(monkeypatch):
+    from ssl_bench.app import SWEPT_ENV, job_dirname
+
+    monkeypatch.setenv(SWEPT_ENV, "seed,method.temperature")
+    job = ["trainer.max_epochs=3", "method.temperature=0.5", "seed=1", "logger=none", "experiment=x", "resume=auto"]
+    assert job_dirname(job) == "method.temperature=0.5,seed=1,trainer.max_epochs=3"
+    long = job + [f"+data.k{i}=v{i}" for i in range(30)]
+    name = job_dirname(long)
+    assert name.startswith("method.temperature=0.5,seed=1,") and len(name) == 109       # 100 + "-" + hash
+    assert job_dirname(long) == name and job_dirname(long[:-1]) != name
+    monkeypatch.delenv(SWEPT_ENV)
+    assert job_dirname(job) == "method.temperature=0.5,seed=1,trainer.max_epochs=3"   # none swept: sorted
+    assert job_dirname([]) == "default"

@@ -54,4 +54,5 @@ def evaluate_frozen(model: Any, bank_loader: DataLoader, query_loader: DataLoade
         "z_std": z_std,
         "z_std_ratio": z_std * math.sqrt(z.shape[1]),
         "z_rank": rankme(z),     # effective rank of the online output: ~1 = collapsed to a line
+        "n_eval": int(query.shape[0]),   # evaluation images: the accuracies' binomial error
     }

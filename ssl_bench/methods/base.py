@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from ssl_bench.config import Eval
 from ssl_bench.data.augment import BatchAugment, Normalize, views_from_config
 from ssl_bench.eval.export import export_backbone
 from ssl_bench.eval.frozen import evaluate_frozen
@@ -28,6 +29,9 @@ from ssl_bench.eval.knn import knn_accuracy
 from ssl_bench.eval.metrics import normalized_std, rankme
 from ssl_bench.models.backbones import build_backbone
 from ssl_bench.optim import lightning_optimization, split_decay
+
+
+EVAL_DEFAULTS = Eval()     # the schema's defaults, for configs saved before a key existed
 
 
 class DivergedError(RuntimeError):
@@ -83,7 +87,7 @@ class SSLMethod(pl.LightningModule):
         e = self.cfg.eval
         ratio, rank = final.get("z_std_ratio"), final.get("z_rank")
         flat = ratio is not None and ratio < e.collapse_threshold
-        line = rank is not None and rank < e.get("collapse_rank", 0.0)
+        line = rank is not None and rank < e.get("collapse_rank", EVAL_DEFAULTS.collapse_rank)
         return "collapsed" if flat or line else "finished"
 
     # --- what a method defines -------------------------------------------------------------------

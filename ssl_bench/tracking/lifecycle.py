@@ -1,0 +1,184 @@
+"""One lifecycle for every job (pretraining and offline evaluation): lock, signals, status, record,
+W&B close.
+
+``Job`` is the context a job's body runs in::
+
+    with Job(out_dir) as job:                    # the run folder is locked; SIGTERM / SIGINT handled
+        record = job.track(RunRecord(...))       # finished whatever happens in the body
+        job.logger = wb.build_logger(...)        # closed whatever happens in the body
+        ... work ...
+        job.status = "finished"                  # or collapsed / diverged: what the body concluded
+
+On the way out the record is finished with the body's status (``failed`` when it raised,
+``interrupted`` when a signal ended it) and written atomically, and the W&B run is finished with the
+summary (``exit_code`` 0 for finished and collapsed jobs, else 1). SIGTERM (what schedulers send) and SIGINT
+(Ctrl-C) raise ``Interrupted`` in the main thread: it is not an ``Exception``, so neither Lightning
+(which turns ``KeyboardInterrupt`` into ``sys.exit(1)``) nor Hydra's job runner (which records
+``Exception``s and goes on with the sweep) swallows it, and the command exits with 128 + the signal
+number. Signals that arrive while the job is being closed are deferred until it is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ssl_bench.tracking.lock import RunLock
+from ssl_bench.tracking.record import RunRecord
+
+log = logging.getLogger("ssl_bench")
+
+HANDLED = (signal.SIGTERM, signal.SIGINT)
+
+
+class Interrupted(BaseException):
+    """A job ended by a signal; ``exit_code`` = 128 + signal number (the shell's convention)."""
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class _Signals:
+    """SIGTERM / SIGINT -> ``Interrupted`` in this process's main thread; deferred while ``hold``
+    is active. Forked children (data-loader workers) keep the default behaviour."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.previous: dict[int, Any] = {}
+        self.pending: int | None = None
+        self.holding = 0
+        self.raised = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self.pid:          # a forked worker inherited the handler: default behaviour
+            if signum == signal.SIGINT:
+                signal.default_int_handler(signum, frame)
+            os._exit(128 + signum)
+        if self.holding or self.raised:
+            self.pending = self.pending or signum
+            return
+        self.raised = True
+        raise Interrupted(signum)
+
+    def install(self) -> bool:
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        for sig in HANDLED:
+            self.previous[sig] = signal.signal(sig, self.handler)
+        return True
+
+    def restore(self) -> None:
+        for sig, old in self.previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        self.previous.clear()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+
+
+_active: _Signals | None = None
+
+
+@contextmanager
+def handle_signals() -> Iterator[_Signals | None]:
+    """SIGTERM and SIGINT raise ``Interrupted`` while the block runs (nested blocks share one handler).
+    A signal deferred by ``hold`` is raised when the outermost block ends."""
+    global _active
+    if _active is not None:
+        yield _active
+        return
+    signals = _Signals()
+    if not signals.install():
+        yield None
+        return
+    _active = signals
+    try:
+        yield signals
+    finally:
+        _active = None
+        signals.restore()
+    if signals.pending is not None and not signals.raised:
+        raise Interrupted(signals.pending)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Signals wait until the block is done (closing a record, finishing a W&B run)."""
+    if _active is None:
+        yield
+        return
+    with _active.hold():
+        yield
+
+
+class Job:
+    """Lock + signals + record + W&B close around a job's body (see the module docstring).
+    ``primary=False`` (a non-zero rank of a multi-process run): no lock, no record on disk."""
+
+    def __init__(self, out_dir: str | Path, primary: bool = True,
+                 summary: Callable[[RunRecord], dict[str, Any]] | None = None):
+        self.out_dir = Path(out_dir)
+        self.lock = RunLock(self.out_dir, enabled=primary)
+        self.primary = primary
+        self.summary = summary or (lambda record: {})
+        self.record: RunRecord | None = None
+        self.logger: Any = False
+        self.status: str | None = None       # set by the body when it concludes
+        self.error: BaseException | None = None   # what made it conclude so (a divergence), if anything
+        self.timings: dict[str, Any] = {}
+        self._signals: Any = None
+
+    def track(self, record: RunRecord) -> RunRecord:
+        """The record this job finishes (written now with status ``running``)."""
+        self.record = record
+        record.save()
+        return record
+
+    def __enter__(self) -> Job:
+        self._signals = handle_signals()
+        self._signals.__enter__()
+        try:
+            self.lock.acquire()
+        except BaseException as err:
+            self._signals.__exit__(type(err), err, err.__traceback__)
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            with deferred_signals():
+                self._close(exc)
+        finally:
+            self.lock.release()
+            self._signals.__exit__(exc_type, exc, tb)
+        return False
+
+    def _close(self, exc: BaseException | None) -> None:
+        status = self.status if exc is None and self.status else ("interrupted" if isinstance(exc, Interrupted)
+                                                                   else "failed")
+        if self.record is not None:
+            self.record.finish(status, exc or self.error, **self.timings)
+        if self.logger is not False:
+            from ssl_bench.tracking import wandb as wb
+
+            try:
+                summary = {"status": status, **(self.summary(self.record) if self.record is not None else {})}
+                wb.finish(self.logger, summary, exit_code=0 if status in ("finished", "collapsed") else 1)
+            except Exception as err:  # closing tracking must never hide the job's own outcome
+                log.warning("could not close the metric logger cleanly: %s", err)
