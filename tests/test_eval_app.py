@@ -64,12 +64,13 @@ def test_eval_record_points_to_the_pretraining_run(pretrained, evaluated):
     assert record["job_type"] == "eval" and record["status"] == "finished" and record["error"] is None
     assert record["pretrain"] == {
         "run_dir": str(pretrained.resolve()), "record": str((pretrained / "record.json").resolve()),
-        "checkpoint": pre["checkpoint"], "wandb_id": pre["wandb"]["id"], "name": "tiny-pre",
-        "method": "simclr", "backbone": "resnet18",
+        "checkpoint": str((pretrained / pre["checkpoint"]["path"]).resolve()), "run_id": pre["run_id"],
+        "wandb_id": pre["wandb"]["id"], "name": "tiny-pre", "method": "simclr", "backbone": "resnet18",
     }
     final = record["final"]
-    assert set(final) == {"linear_top1", "linear_top5", "knn_acc"}
-    assert all(0.0 <= v <= 1.0 for v in final.values())          # fractions, as in eval/frozen.py
+    assert set(final) == {"linear_top1", "linear_top5", "knn_acc", "n_eval"}
+    assert final["n_eval"] == 64                                   # the evaluation split's size
+    assert all(0.0 <= final[k] <= 1.0 for k in ("linear_top1", "linear_top5", "knn_acc"))   # fractions
     assert final["linear_top5"] >= final["linear_top1"]
     assert record["config"]["data"]["train_size"] == 256           # the pretraining run's data config
     timings = record["timings"]
