@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ssl_bench.data.shapes import SHAPE_CLASSES, generate_shapes
+from ssl_bench.errors import DataError
 
 
 class TensorImages(Dataset):
@@ -73,7 +74,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.pin_memory = pin_memory
         self.views = views
         if batch_size > len(self.splits["train"]):
-            raise ValueError(
+            raise DataError(
                 f"data.batch_size={batch_size} exceeds the {len(self.splits['train'])} training images"
             )
 

@@ -21,17 +21,19 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from ssl_bench.errors import DataError
+
 log = logging.getLogger("ssl_bench")
 
 Split = tuple[torch.Tensor, torch.Tensor]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
-class DatasetMissing(FileNotFoundError):
+class DatasetMissing(DataError, FileNotFoundError):
     """The dataset is not where the config says; the message says where and how to get it."""
 
 
-class CorruptImage(ValueError):
+class CorruptImage(DataError, ValueError):
     """An image file that cannot be decoded (``data.on_corrupt=error``)."""
 
 
@@ -197,6 +199,8 @@ def decode_all(files: list[Path], size: int, workers: int = 0, on_corrupt: str =
                 else:
                     out[i], ok[i] = x, True
             bar.advance(task, len(batch))
+    if bad and len(bad) == len(files):
+        raise CorruptImage(f"none of the {len(files)} images could be read (first: {bad[0][0]}: {bad[0][1]})")
     if bad:
         log.warning("skipped %d unreadable image%s of %d (first: %s: %s)", len(bad), "s" * (len(bad) > 1),
                     len(files), bad[0][0], bad[0][1])

@@ -12,7 +12,17 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from ssl_bench.errors import DataError
+
 _BLANK_LINE = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")
+
+
+class CorpusMissing(DataError, FileNotFoundError):
+    """A corpus path that does not exist (or a folder without matching files)."""
+
+
+class CorpusUnreadable(DataError, ValueError):
+    """A corpus that cannot be used: not UTF-8 text, binary, empty, or too few documents."""
 
 
 def embedded_documents() -> list[str]:
@@ -21,7 +31,7 @@ def embedded_documents() -> list[str]:
     try:
         from pydoc_data.topics import topics
     except ImportError as err:  # some distributions strip it
-        raise FileNotFoundError(
+        raise CorpusMissing(
             "data=text_embedded needs the pydoc_data module of the Python standard library, which this "
             "Python lacks; use data=text_files data.paths=[...] instead"
         ) from err
@@ -40,34 +50,39 @@ def read_text_files(paths: Sequence[str], documents: str = "blank_line", pattern
     documents within each file). Missing paths and non-UTF-8 files raise with the path named.
     """
     if not paths:
-        raise FileNotFoundError("data.paths is empty: give data.paths=[FILE_OR_FOLDER,...]")
+        raise CorpusMissing("data.paths is empty: give data.paths=[FILE_OR_FOLDER,...]")
     files: list[Path] = []
     for p in map(Path, paths):
         p = p.expanduser()
         if p.is_dir():
             found = sorted(f for f in p.glob(pattern) if f.is_file())
             if not found:
-                raise FileNotFoundError(f"data.paths: folder {p} holds no file matching {pattern!r} (data.pattern)")
+                raise CorpusMissing(f"data.paths: folder {p} holds no file matching {pattern!r} (data.pattern)")
             files += found
         elif p.is_file():
             files.append(p)
         else:
-            raise FileNotFoundError(f"data.paths: no such file or folder: {p} (relative paths start at the "
+            raise CorpusMissing(f"data.paths: no such file or folder: {p} (relative paths start at the "
                                     f"launch folder {Path.cwd()})")
     docs: list[str] = []
     for f in files:
         try:
-            text = f.read_text(encoding="utf-8")
+            raw = f.read_bytes()
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise ValueError(f"data.paths: {f} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+            raise CorpusUnreadable(f"data.paths: {f} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except OSError as err:
+            raise CorpusUnreadable(f"data.paths: cannot read {f}: {err.strerror or err}") from None
+        if b"\x00" in raw:
+            raise CorpusUnreadable(f"data.paths: {f} is binary (NUL bytes at byte {raw.index(0)}), not text")
         if documents == "file":
             docs += [text] if text.strip() else []
         elif documents == "blank_line":
             docs += split_documents(text)
         else:
-            raise ValueError(f"data.documents={documents!r}; allowed: blank_line, file")
+            raise CorpusUnreadable(f"data.documents={documents!r}; allowed: blank_line, file")
     if not docs:
-        raise ValueError(f"data.paths: {', '.join(map(str, paths))} hold no text")
+        raise CorpusUnreadable(f"data.paths: {', '.join(map(str, paths))} hold no text (empty or blank files)")
     return docs
 
 
@@ -75,7 +90,9 @@ def heldout_split(docs: Sequence[str], fraction: float, seed: int) -> tuple[list
     """(train, held-out) by document: documents in a seeded random order go to the held-out split
     until it holds ``fraction`` of the characters. Both splits keep the corpus order."""
     if len(docs) < 2:
-        raise ValueError(f"the corpus has {len(docs)} document(s); a held-out split needs at least 2")
+        raise CorpusUnreadable(f"the corpus has {len(docs)} document(s); a held-out split needs at least 2 "
+                               "(documents are separated by blank lines, data.documents=blank_line, or are whole "
+                               "files, data.documents=file)")
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     total, held, chosen = sum(map(len, docs)), 0, set()

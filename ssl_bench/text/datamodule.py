@@ -20,6 +20,7 @@ import torch
 from tokenizers import ByteLevelBPETokenizer
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ssl_bench.errors import DataError
 from ssl_bench.text.corpus import embedded_documents, heldout_split, pack, read_text_files, sentences
 from ssl_bench.text.masking import IGNORE, MaskingCollator, MaskSpec, StaticMasks, masked_batch
 from ssl_bench.text.tokenizer import BOS, EOS, NUM_SPECIAL, PAD, load_tokenizer, train_bpe
@@ -111,7 +112,7 @@ class TextDataModule(pl.LightningDataModule):
         self.train_ids = self._encode(bpe, train_docs)
         self.heldout_ids = self._encode(bpe, heldout_docs)
         if self.batch_size > self.train_ids.shape[0]:
-            raise ValueError(f"data.batch_size={self.batch_size} exceeds the {self.train_ids.shape[0]} training "
+            raise DataError(f"data.batch_size={self.batch_size} exceeds the {self.train_ids.shape[0]} training "
                              f"sequences of data.max_length={cfg.max_length}")
         counts = torch.bincount(self.train_ids.flatten(), minlength=self.vocab_size).double()
         counts[:NUM_SPECIAL] = 0
