@@ -1,7 +1,10 @@
-"""W&B wiring: offline automatically without credentials, online with them, never a prompt."""
+"""W&B wiring: offline automatically without credentials, online with them, never a prompt, never a
+hang: when the server cannot be reached or refuses the key within ``logger.init_timeout`` seconds,
+the run logs offline instead (one warning with the ``wandb sync`` command for later)."""
 
 from __future__ import annotations
 
+import logging
 import netrc
 import os
 from pathlib import Path
@@ -9,6 +12,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("ssl_bench")
+DEFAULT_INIT_TIMEOUT = 30.0
 
 
 def has_credentials() -> bool:
@@ -34,12 +40,12 @@ def resolve_mode(mode: str) -> str:
     return "online" if has_credentials() else "offline"
 
 
-def run_settings() -> Any:
-    """How every ssl-bench W&B run is opened: no console capture, quiet, no system stats, a patient
+def run_settings(init_timeout: float = DEFAULT_INIT_TIMEOUT) -> Any:
+    """How every ssl-bench W&B run is opened: no console capture, quiet, no system stats, a bounded
     start (offline runs start at once)."""
     import wandb
 
-    return wandb.Settings(console="off", silent=True, init_timeout=120, x_disable_stats=True)
+    return wandb.Settings(console="off", silent=True, init_timeout=float(init_timeout), x_disable_stats=True)
 
 
 def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | None = None) -> Any:
@@ -53,29 +59,54 @@ def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | No
         return CSVLogger(save_dir=save_dir, name="csv", version="")
     from pytorch_lightning.loggers import WandbLogger
 
+    timeout = float(lc.get("init_timeout", DEFAULT_INIT_TIMEOUT))
+
+    def make(mode: str) -> Any:
+        return WandbLogger(
+            name=run_name,
+            save_dir=save_dir,
+            project=lc.project,
+            entity=lc.entity,
+            group=lc.group,
+            tags=list(lc.tags),
+            job_type=lc.job_type,
+            notes=lc.notes,
+            id=run_id,
+            resume="allow",          # with run_id: continue that run (resume=auto), else a new one
+            mode=mode,
+            config=OmegaConf.to_container(cfg, resolve=True),
+            settings=run_settings(timeout),
+        )
+
     mode = resolve_mode(lc.mode)
-    return WandbLogger(
-        name=run_name,
-        save_dir=save_dir,
-        project=lc.project,
-        entity=lc.entity,
-        group=lc.group,
-        tags=list(lc.tags),
-        job_type=lc.job_type,
-        notes=lc.notes,
-        id=run_id,
-        resume="allow",          # with run_id: continue that run (resume=auto), else a new one
-        mode=mode,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        settings=run_settings(),
-    )
+    logger = make(mode)
+    if mode != "online":
+        return logger
+    try:
+        logger.experiment          # opens the run now (rank 0), so a dead server is found before training
+    except Exception as err:       # no network, a refused key, a timeout: all end the same way
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        logger = make("offline")
+        where = wandb_info(logger) or {}
+        log.warning("W&B: cannot log online (%s: %s); logging offline instead. Upload later with: wandb sync %s",
+                    type(err).__name__, first[:200], where.get("dir", save_dir))
+    return logger
+
+
+def _run(logger: Any) -> Any:
+    """The wandb run behind a WandbLogger; None for other loggers and on the non-zero ranks of a
+    multi-process run (their experiment is Lightning's stand-in, rank 0 logs)."""
+    if logger is False or type(logger).__name__ != "WandbLogger":
+        return None
+    run = logger.experiment
+    return run if hasattr(run, "settings") and not callable(getattr(run, "settings")) else None
 
 
 def wandb_info(logger: Any) -> dict[str, Any] | None:
     """Where the W&B run lives (for the record and the end-of-run summary)."""
-    if logger is False or type(logger).__name__ != "WandbLogger":
+    run = _run(logger)
+    if run is None:
         return None
-    run = logger.experiment
     offline = bool(getattr(run.settings, "_offline", False)) or run.settings.mode == "offline"
     return {
         "id": run.id,
@@ -88,9 +119,18 @@ def wandb_info(logger: Any) -> dict[str, Any] | None:
 
 
 def finish(logger: Any, summary: dict[str, Any], exit_code: int) -> None:
-    """Write final/best metrics to the run summary and close the run (also after a failure)."""
-    if logger is False or type(logger).__name__ != "WandbLogger":
+    """Write final/best metrics to the run summary and close the run (also after a failure). Other
+    loggers (csv) get the summary's numbers as one last row."""
+    if logger is False:
         return
-    run = logger.experiment
+    if type(logger).__name__ != "WandbLogger":
+        numbers = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if numbers and getattr(logger, "log_metrics", None):
+            logger.log_metrics(numbers)
+            logger.save()
+        return
+    run = _run(logger)
+    if run is None:
+        return
     run.summary.update(summary)
     run.finish(exit_code=exit_code)
