@@ -80,7 +80,8 @@ def test_less_holds_when_the_difference_clears_the_margin_significantly():
     # b - a = 10, se = sqrt(1/3 + 1/3), df = 4: t = (10 - 2) / 0.8165 = 9.80
     assert v.p_value == pytest.approx(stats.t.sf(8 / (2 / 3) ** 0.5, 4))
     assert v.difference["estimate"] == 10.0 and v.difference["df"] == pytest.approx(4.0)
-    assert v.difference["ci"] == pytest.approx([10 - 2.776445 * (2 / 3) ** 0.5, 10 + 2.776445 * (2 / 3) ** 0.5], abs=1e-5)
+    half = 2.776445 * (2 / 3) ** 0.5                                    # t_{0.975, 4} x se
+    assert v.difference["ci"] == pytest.approx([10 - half, 10 + half], abs=1e-5)
     assert "b - a = 10.0 [7.7, 12.3] (95% CI), margin 2" in v.detail
     assert [g["n"] for g in v.groups] == [3, 3] and v.groups[0]["mean"] == 41.0
 
@@ -135,7 +136,8 @@ def test_less_never_pools_cells_of_another_key():
                  *_cell(1, [50.0, 51.0, 52.0], symmetric=False), *_cell(0.99, [40.0, 41.0, 42.0], symmetric=False))
     v = _verdict(LESS, jobs, rows=("method.tau_base", "method.symmetric"))
     assert v.outcome == "does not hold"
-    assert [(c.scope, c.outcome) for c in v.cells] == [("symmetric=false", "does not hold"), ("symmetric=true", "holds")]
+    assert [(c.scope, c.outcome) for c in v.cells] == [("symmetric=false", "does not hold"),
+                                                        ("symmetric=true", "holds")]
     assert all(g["n"] == 3 for c in v.cells for g in c.groups)        # 3 per side per cell, never 6
 
 

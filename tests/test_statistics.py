@@ -6,8 +6,16 @@ import math
 import pytest
 from scipy import stats
 
-from ssl_bench.report.statistics import (NeedsSeeds, Summary, binomial_variance, contrast, holm, summarize, t_quantile,
-                                         welch)
+from ssl_bench.report.statistics import (
+    NeedsSeeds,
+    Summary,
+    binomial_variance,
+    contrast,
+    holm,
+    summarize,
+    t_quantile,
+    welch,
+)
 
 
 def test_t_quantiles_match_the_tables():

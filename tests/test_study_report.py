@@ -185,7 +185,8 @@ def test_simsiam_predictor_identical_runs_are_counted_once():
     report = build_report(_predictor_records(), reference=None, rules="current")
     none = report.verdicts[0]
     assert [c.scope for c in none.cells] == [
-        "predictor_fixed_lr=false", "predictor_fixed_lr=true (the same runs as predictor_fixed_lr=false: identical results)"]
+        "predictor_fixed_lr=false",
+        "predictor_fixed_lr=true (the same runs as predictor_fixed_lr=false: identical results)"]
     assert all(g["n"] == 1 and g["jobs"] == 1 for c in none.cells for g in c.groups)
     assert report.cell(("none", True), ()).same_as == "predictor=none, predictor_fixed_lr=false"
     assert report.cell(("mlp", True), ()).same_as is None
@@ -262,7 +263,8 @@ def test_cli_writes_every_file_and_exits_0_even_when_a_claim_fails(sweep, tmp_pa
     md = (report / "table.md").read_text()
     assert "| false | 14.9 ± 2.2 | 3 | collapsed 3/3 | 0.1 |" in md
     on = _half_width([48.0, 50.0, 49.0], 1000)
-    assert f"| true | 49.0 ± {on:.1f} | 3 | finished 3/4, failed 1/4 | 67.7 |" in md and "`sg=true_seed=3`: failed" in md
+    assert f"| true | 49.0 ± {on:.1f} | 3 | finished 3/4, failed 1/4 | 67.7 |" in md
+    assert "`sg=true_seed=3`: failed" in md
     assert "Ours: mean ± 95% CI (Student t) over seeds; n: seeds with a number." in md
     assert "binomial error p(1-p)/N_eval (N_eval = 1,000 images" in md
     rows = list(csv.DictReader(io.StringIO((report / "table.csv").read_text())))

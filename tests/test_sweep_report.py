@@ -50,7 +50,8 @@ def sweep(tmp_path):
     root = tmp_path / "sweep"
     for (t, c), values in KNN.items():
         for seed, knn in enumerate(values):
-            overrides = [f"method.temperature={t}", f"augment.color_strength={c}", f"seed={seed}", "trainer.max_epochs=3",
+            overrides = [f"method.temperature={t}", f"augment.color_strength={c}", f"seed={seed}",
+                         "trainer.max_epochs=3",
                          "logger=none", "hydra.launcher.n_jobs=2", "trainer.enable_progress_bar=false"]
             _write(root, f"augment.color_str-{t}{c}{seed}", _record(overrides, knn, seed))
     return root
@@ -75,7 +76,8 @@ def test_two_keys_two_values_two_seeds_give_four_rows_with_n_2(sweep):
     md = to_markdown(report)
     assert "| temperature | color_strength | kNN % | n | runs | vs best |" in md
     lines = [line for line in md.splitlines() if line.startswith("| 0.")]
-    assert len(lines) == 4 and lines[0].startswith("| 0.5 | 1.0 | 60.5 ± ") and "| 2 | finished 2/2 | best |" in lines[0]
+    assert len(lines) == 4 and lines[0].startswith("| 0.5 | 1.0 | 60.5 ± ")
+    assert "| 2 | finished 2/2 | best |" in lines[0]
     assert "augment.color_str-" not in md                                        # never a cut folder name
 
 
@@ -126,7 +128,8 @@ def test_rows_columns_and_metric_choose_the_layout(sweep, capsys):
     assert len(body) == 2 and body[0].startswith("| 0.5 | 66.0 ± ") and "| 80.5 ± " in body[0]
     assert main([str(sweep), "--no-wandb", "--rows", "method.temprature"]) == 2
     err = capsys.readouterr().err
-    assert "unknown key 'method.temprature': no job has it; keys that vary: method.temperature, augment.color_strength" in err
+    assert ("unknown key 'method.temprature': no job has it; keys that vary: method.temperature, "
+            "augment.color_strength") in err
     assert main([str(sweep), "--no-wandb", "--rows", "seed"]) == 2
     assert "seed is the replicate axis" in capsys.readouterr().err
     assert main([str(sweep), "--no-wandb", "--metric", "top9"]) == 2
@@ -142,7 +145,8 @@ def test_a_row_key_subset_pools_the_rest_and_says_so(sweep):
 def test_group_choices_failed_jobs_and_unreadable_records(tmp_path, capsys):
     for seed in (0, 1):
         _write(tmp_path, f"simclr{seed}", _record([f"seed={seed}"], 0.5 + 0.01 * seed, seed))
-        _write(tmp_path, f"byol{seed}", _record(["method=byol", f"seed={seed}"], 0.4 + 0.01 * seed, seed, method="byol"))
+        byol = _record(["method=byol", f"seed={seed}"], 0.4 + 0.01 * seed, seed, method="byol")
+        _write(tmp_path, f"byol{seed}", byol)
     _write(tmp_path, "byol2", _record(["method=byol", "seed=2"], None, 2, status="failed", method="byol"))
     _write(tmp_path, "cut", '{"status": "fini')
     assert main([str(tmp_path), "--format", "md", "--no-wandb"]) == 0

@@ -15,7 +15,8 @@ from ssl_bench.report.statistics import ALPHA
 from ssl_bench.report.values import flatten, normalize, same, show
 
 StudyError = ReportError
-INTERPRETATION = ("title", "metric_label", "reference_metric", "rules", "alpha", "metric_range")   # keys that do not change a job
+# keys that say how the report reads a sweep, not what a job computes: taken from conf/study/ as it is now
+INTERPRETATION = ("title", "metric_label", "reference_metric", "rules", "alpha", "metric_range")
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from ssl_bench.report.block import Study, StudyError, study_of
-from ssl_bench.report.cells import (METRIC_STATUSES, Cell, Job, Unreadable, init_summary, job_from_record,
-                                    lower_is_better, mark_repeats, metric_scale, short_metric)
+from ssl_bench.report.cells import (
+    METRIC_STATUSES,
+    Cell,
+    Job,
+    Unreadable,
+    init_summary,
+    job_from_record,
+    lower_is_better,
+    mark_repeats,
+    metric_scale,
+    short_metric,
+)
 from ssl_bench.report.reference import find_reference, load_reference
 from ssl_bench.report.rules import Verdict, evaluate_rules
 from ssl_bench.report.statistics import ALPHA, NeedsSeeds, Summary, welch
@@ -275,7 +285,8 @@ def build_sweep(records: Sequence[tuple[dict[str, Any], str]], metric: str | Non
         raise StudyError("no pretraining record to report")
     metric = metric or default_metric([r for r, _ in records])
     if not any(metric in (r.get("final") or {}) for r, _ in records):
-        found = sorted({k for r, _ in records for k, v in (r.get("final") or {}).items() if isinstance(v, (int, float))})
+        found = sorted({k for r, _ in records for k, v in (r.get("final") or {}).items()
+                        if isinstance(v, (int, float))})
         raise StudyError(f"no job has final.{metric}; metrics: {', '.join(found) or 'none (no job finished)'}")
     jobs = [job_from_record(r, n, metric) for r, n in records]
     keys = varying_keys(jobs)

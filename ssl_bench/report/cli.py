@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("console", "md", "csv", "tex"), default="console", help="what to print")
     p.add_argument("--out", help=f"the report folder (default PATH/{REPORT_DIR}); with --runs or a single run: "
                                  "also write the table to this file (csv with --format csv, else md)")
-    p.add_argument("--reference", help="study: CSV of the published numbers (default experiments/<study>/reference.csv)")
+    p.add_argument("--reference",
+                   help="study: CSV of the published numbers (default experiments/<study>/reference.csv)")
     p.add_argument("--rules", choices=("current", "recorded"), default="current",
                    help="study: judge by the rules of conf/study/<study>.yaml as it is now (default; an "
                         "edited rule applies without rerunning) or by those saved in the records")

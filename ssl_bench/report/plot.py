@@ -57,7 +57,8 @@ def _init_line(ax: Any, report: Table, handles: list[Any]) -> None:
     if lo - span <= init <= hi + span:
         handles.append(ax.axhline(init, color="0.5", linestyle="--", linewidth=1, label="random init"))
     else:
-        handles.append(Line2D([], [], color="0.5", linestyle="--", linewidth=1, label=f"random init {init:.4g} (off axis)"))
+        handles.append(Line2D([], [], color="0.5", linestyle="--", linewidth=1,
+                              label=f"random init {init:.4g} (off axis)"))
 
 
 def plot_study(report: StudyReport, path: str | Path) -> Path | None:
@@ -177,7 +178,8 @@ def plot_sweep(report: SweepReport, path: str | Path) -> Path | None:
     best = report.best
     if best is not None and best.mean is not None:
         at = list(lines).index(tuple(normalize(v) for v in values(best)[1:]))
-        (star,) = ax.plot([dodge(xpos(values(best)[0] if keys else "all jobs"), at)], [best.mean], marker="*", markersize=16,
+        x_best = dodge(xpos(values(best)[0] if keys else "all jobs"), at)
+        (star,) = ax.plot([x_best], [best.mean], marker="*", markersize=16,
                           color="gold", markeredgecolor="k", linestyle="none", zorder=6, label="best")
         handles.append(star)
     _init_line(ax, report, handles)

@@ -18,6 +18,7 @@ from ssl_bench.report.cells import Cell, is_accuracy
 from ssl_bench.report.values import fmt, p_is, short_key, show
 from ssl_bench.tracking.record import STATUSES
 
+
 def sub_headers(report: Table) -> list[str]:
     return [metric_label(report), "n", "runs", "paper" if isinstance(report, StudyReport) else "vs best"]
 
@@ -72,12 +73,14 @@ def notes(report: Table) -> list[str]:
                        "not the shapes data); the CIs cover the seed-to-seed spread only.")
     init = report.random_init
     if init is not None:
-        out.append(f"Random-init network (each job's evaluation before training): {report.short} {fmt(init, report.scale)}.")
+        out.append(f"Random-init network (each job's evaluation before training): {report.short} "
+                   f"{fmt(init, report.scale)}.")
     if report.pooled:
         out.append(f"Cells pool jobs that differ in {', '.join(report.pooled)} (not a table key).")
     repeats = [f"{report.cell_label(c.row, c.column)} = {c.same_as}" for c in report.cells.values() if c.same_as]
     if repeats:
-        out.append(f"Same runs (identical results of the same seeds; counted once in every verdict): {'; '.join(repeats)}.")
+        out.append("Same runs (identical results of the same seeds; counted once in every verdict): "
+                   f"{'; '.join(repeats)}.")
     if isinstance(report, StudyReport):
         out.append(sources_line(report))
     return out
@@ -263,7 +266,9 @@ def to_rich(report: Table) -> Any:
 
     groups, head = header(report)
     nkeys, nsub = len(report.row_keys), len(sub_headers(report))
-    title = f"{_title(report)}: {report.source}" if isinstance(report, StudyReport) and report.source else _title(report)
+    title = _title(report)
+    if isinstance(report, StudyReport) and report.source:
+        title = f"{title}: {report.source}"
     table = RichTable(title=escape(title))
     for i, h in enumerate(head):
         group = groups[(i - nkeys) // nsub] if i >= nkeys and report.column_keys else ""

@@ -39,8 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ssl_bench.report.cells import INCONCLUSIVE, Job, distinct, group, init_summary, lower_is_better, runs_text, select
 from ssl_bench.report.statistics import Estimate, NeedsSeeds, Summary, contrast, holm, welch
-from ssl_bench.report.values import (MISSING, config_value, flatten, nkey, order, order_keys, p_is, same, short_key,
-                                     show)
+from ssl_bench.report.values import MISSING, config_value, flatten, nkey, order, order_keys, p_is, same, short_key, show
 from ssl_bench.report.verdict import HOLDS, INCONC, NA, NOT, Context, Verdict, combine
 from ssl_bench.report.verdict import p_text as _p
 
@@ -357,12 +356,13 @@ def larger_drop(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: floa
     detail = f"{detail}; {text}"
     p_hold, p_not = est.p_greater(margin), est.p_less(margin)
     if p_hold < alpha and premise is None:
-        return Verdict(outcome=HOLDS, detail=detail, reason=f"D > {margin:g}: {test} {_p(p_hold, alpha)}; premise holds",
+        return Verdict(outcome=HOLDS, detail=detail,
+                       reason=f"D > {margin:g}: {test} {_p(p_hold, alpha)}; premise holds",
                        test=test, p_value=p_hold, difference=diff, **base)
     if p_not < alpha:
         return Verdict(outcome=NOT, detail=detail, reason=f"D < {margin:g}: {test} {_p(p_not, alpha)}",
                        test=test, p_value=p_not, difference=diff, **base)
-    shown = f"D > {margin:g}: {_p(p_hold, alpha)}" if p_hold < alpha else f"D > {margin:g} not shown: {_p(p_hold, alpha)}"
+    shown = f"D > {margin:g}{'' if p_hold < alpha else ' not shown'}: {_p(p_hold, alpha)}"
     reason = shown + (f"; premise does not hold: {premise}" if premise else "")
     return Verdict(outcome=INCONC, detail=detail, reason=reason, test=test, p_value=p_hold, difference=diff, **base)
 

@@ -137,7 +137,8 @@ class Context:
     def group_dict(self, label: str, jobs: Sequence[Job]) -> dict[str, Any]:
         s = self.summary(jobs)
         ci = s.ci()
-        return {"label": label, "n": s.n, "jobs": len(jobs), "mean": rounded(s.mean), "std": rounded(s.std), "se": rounded(s.se),
+        return {"label": label, "n": s.n, "jobs": len(jobs), "mean": rounded(s.mean), "std": rounded(s.std),
+                "se": rounded(s.se),
                 "ci": None if ci is None else [rounded(ci[0]), rounded(ci[1])], "binomial_var": rounded(s.known_var),
                 "runs": runs_text(jobs)}
 
