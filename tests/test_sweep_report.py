@@ -209,3 +209,23 @@ def test_a_real_tiny_sweep_through_the_clis(tmp_path):
         ("0.1", "0.5"), ("0.1", "1.0"), ("0.5", "0.5"), ("0.5", "1.0")]
     assert all(" ± " in cells[2] for cells in body if "finished" in cells[4] or "collapsed" in cells[4])
     assert (sweep / "report" / "sweep.png").is_file() and (sweep / "report" / "table.tex").is_file()
+
+
+def test_wandb_report_run_of_a_sweep_written_offline(sweep, tmp_path, monkeypatch, capsys):
+    from tests.conftest import isolate_wandb, wandb_leet
+
+    isolate_wandb(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for rec_path in sweep.rglob("record.json"):           # the jobs logged to W&B: the report run is the default
+        rec = json.loads(rec_path.read_text())
+        rec["config"]["logger"] = {"name": "wandb", "project": "ssl-bench-test", "group": "sweep-1", "entity": None}
+        rec_path.write_text(json.dumps(rec))
+    assert main([str(sweep), "--format", "md"]) == 0
+    assert "W&B: offline report run" in capsys.readouterr().err
+    runs = list((sweep / "report" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    info = json.loads(wandb_leet(runs[0], "--summary"))
+    assert info["state"] == "finished" and info["name"] == "report-sweep" and info["project"] == "ssl-bench-test"
+    summary = info["summary"]
+    assert summary["best"]["cell"] == "temperature=0.5, color_strength=1.0" and len(summary["better_than"]) == 3
+    assert summary["sweep/table"]["nrows"] == 4 and summary["sweep/plot"]["_type"] == "image-file"
