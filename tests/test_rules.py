@@ -297,3 +297,10 @@ def test_alpha_of_the_rule_and_of_the_study():
     assert _verdict({**rule, "alpha": 0.01}, jobs).outcome == "inconclusive"
     study = Study.from_block({"name": "s", "rows": ["method.tau_base"], "alpha": 0.01, "rules": [rule]})
     assert evaluate_rules(study, jobs)[0].outcome == "inconclusive" and study.alpha == 0.01
+
+
+def test_full_variant_only_is_shown_beside_the_verdict():
+    rule = {**LESS, "text": "a smaller batch hurts", "full_variant_only": "10 classes: 31 negatives are enough"}
+    v = _verdict(rule, _jobs(*_cell(1, [40.0, 41.0, 42.0]), *_cell(0.99, [50.0, 51.0, 52.0])))
+    assert v.line().startswith("✓ a smaller batch hurts [full variant only: 10 classes: 31 negatives are enough]: holds.")
+    assert v.as_dict()["rule"]["full_variant_only"].startswith("10 classes")

@@ -3,7 +3,7 @@
 Each rule ends as ``holds``, ``does not hold`` or ``inconclusive`` by a stated test at level
 ``alpha`` (0.05 unless the rule or the study sets ``alpha:``), or ``n/a`` when the jobs it needs
 were never run. Every verdict carries the numbers it used (n, mean and 95% CI per group), the
-difference and its CI, the test and its p-value. Criteria per kind (``docs``: README "Reports"):
+difference and its CI, the test and its p-value. Criteria per kind (also in README "Reports"):
 
 - ``status`` (``where``; ``is`` or ``is_not``; ``min_n`` 3): holds when every decided job (not failed
   or running, unless that is the status named) matches and there are >= ``min_n`` of them; does
