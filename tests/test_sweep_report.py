@@ -229,3 +229,16 @@ def test_wandb_report_run_of_a_sweep_written_offline(sweep, tmp_path, monkeypatc
     summary = info["summary"]
     assert summary["best"]["cell"] == "temperature=0.5, color_strength=1.0" and len(summary["better_than"]) == 3
     assert summary["sweep/table"]["nrows"] == 4 and summary["sweep/plot"]["_type"] == "image-file"
+
+
+def test_a_seeds_only_sweep_is_one_cell_and_an_absent_key_is_not_set(tmp_path):
+    for s in range(3):
+        _write(tmp_path / "seeds", f"j{s}", _record([f"seed={s}"], 0.5 + 0.01 * s, s))
+    md = to_markdown(build_sweep(_records(tmp_path / "seeds")))
+    assert "| kNN % | n | runs | vs best |" in md and "| 51.0 ± " in md and "| 3 | finished 3/3 | - |" in md
+    assert "One configuration with a number (all jobs): nothing to compare." in md
+    for s in range(2):
+        _write(tmp_path / "partial", f"a{s}", _record([f"seed={s}"], 0.5 + 0.01 * s, s))
+        _write(tmp_path / "partial", f"b{s}", _record(["+method.extra=1", f"seed={s}"], 0.6 + 0.01 * s, s))
+    md = to_markdown(build_sweep(_records(tmp_path / "partial")))
+    assert "| extra | kNN % |" in md and "| not set | 50.5 ± " in md and "| 1 | 60.5 ± " in md

@@ -34,6 +34,8 @@ def header(report: Table) -> tuple[list[str], list[str]]:
 
 
 def vs_best(report: SweepReport, cell: Cell) -> str:
+    if len([c for c in report.cells.values() if c.mean is not None]) < 2:
+        return "-"
     if cell is report.best:
         return "best"
     p = report.vs_best.get(id(cell))
@@ -108,6 +110,8 @@ def best_line(report: SweepReport) -> str:
         return "Best: none (no job has a number)."
     best = report.best
     sig, not_sig = report.better_than()
+    if not sig and not not_sig:
+        return f"One configuration with a number ({report.cell_label(best.row, best.column)}): nothing to compare."
     text = (f"Best: {report.cell_label(best.row, best.column)} ({best.ours()}, n={best.n}); "
             f"significantly better than {len(sig)} of {len(sig) + len(not_sig)}")
     if sig:

@@ -63,9 +63,9 @@ def same(a: Any, b: Any) -> bool:
 
 
 def show(value: Any) -> str:
-    """A config value as written in YAML: ``true``, ``0.99``, ``null``."""
+    """A config value as written in YAML: ``true``, ``0.99``, ``null``; ``not set`` for an absent key."""
     if value is MISSING:
-        return "?"
+        return "not set"
     if value is None:
         return "null"
     if isinstance(value, bool):
