@@ -27,6 +27,8 @@ from ssl_bench.report.cells import (
     lower_is_better,
     mark_repeats,
     metric_scale,
+    read_records,
+    run_name,
     short_metric,
 )
 from ssl_bench.report.reference import find_reference, load_reference
@@ -230,8 +232,6 @@ def build_report(records: Sequence[tuple[dict[str, Any], str]], reference: str |
 
 def load_study(root: str | Path, reference: str | Path | None = None) -> StudyReport | None:
     """The study report of a sweep folder; None when its records carry no study block."""
-    from ssl_bench.report.cells import read_records, run_name
-
     root = Path(root)
     loaded, bad = read_records(root)
     if not loaded and not bad:
