@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/ssl-bench --multirun method=simclr,byol,simsiam hydra.sweep.dir=$(DEMO_DIR) $(ARGS)
-	$(VENV)/bin/ssl-bench-report $(DEMO_DIR)
+	$(VENV)/bin/ssl-bench-report --runs $(DEMO_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(ARGS)

@@ -1,3 +1,5 @@
+"""The one-line-per-run table: a single run folder, or any folder with --runs."""
+
 import json
 
 from ssl_bench.report.cli import main
@@ -27,8 +29,18 @@ def test_every_record_appears_whatever_its_status(tmp_path, capsys):
     assert "| 0_method=simclr | simclr | finished | 60.0 | 80.0 | 50.0 |" in md
     assert "| 1_method=byol | byol | failed | - |" in md
     assert "boom" in to_csv(rows)
-    assert main([str(tmp_path), "--format", "md"]) == 0
-    assert "collapsed" in capsys.readouterr().out
+    assert main([str(tmp_path), "--format", "md", "--runs"]) == 0             # one line per run of a sweep
+    out = capsys.readouterr().out
+    assert "| 2_method=simsiam | simsiam | collapsed | 12.0 |" in out and "| random init |" in out
+
+
+def test_random_init_row_with_knn_only(tmp_path):
+    """Records whose random-init evaluation has kNN only (eval.linear off) still get the row."""
+    _write(tmp_path / "a", init={"knn_acc": 0.2})
+    _write(tmp_path / "b", init={"knn_acc": 0.4})
+    rows = collect(tmp_path)
+    assert abs(rows[-1]["knn_acc"] - 0.3) < 1e-12
+    assert rows[-1]["linear_acc"] is None and "| random init | - | - | 30.0 | - |" in to_markdown(rows)
 
 
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):

@@ -1,16 +1,22 @@
-"""Study reports: a sweep's records -> the paper's table, verdicts per rule, files, figure and a W&B
-report run. Records are synthetic (written here), so every number below is known."""
+"""Study reports: a sweep's records -> the paper's table (mean ± 95% CI per cell), verdicts per rule,
+files, figure and a W&B report run. Records are synthetic (written here), so every number below is
+known."""
 
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from ssl_bench.config import config_dir
+from ssl_bench.report.build import build_report, load_study
 from ssl_bench.report.cli import main
+from ssl_bench.report.render import to_latex, to_markdown, verdicts_json
+from ssl_bench.report.values import normalize, same
 from tests.conftest import isolate_wandb, wandb_leet
-from ssl_bench.report.study import Job, Study, build_report, evaluate_rules, load_study, normalize, same
 
 STUDY = {
     "name": "toy_stopgrad", "variant": "quick", "title": "SimSiam Fig. 2: stop-gradient",
@@ -27,10 +33,12 @@ STUDY = {
 
 
 def _record(study: dict, status: str = "finished", knn: float | None = 0.5, seed: int = 0, logger: str = "csv",
-            **config) -> dict:
+            test_size: int | None = None, **config) -> dict:
     """A record as the training app writes it, reduced to what reports read."""
     cfg: dict = {"seed": seed, "study": study, "logger": {"name": logger, "project": "ssl-bench-test", "group": "sw1",
                                                           "entity": None}}
+    if test_size:
+        cfg["data"] = {"name": "shapes", "test_size": test_size}
     for dotted, value in config.items():     # method__stop_grad=False -> cfg["method"]["stop_grad"]
         node = cfg
         *parents, leaf = dotted.split("__")
@@ -45,26 +53,41 @@ def _record(study: dict, status: str = "finished", knn: float | None = 0.5, seed
             "error": {"type": "RuntimeError", "message": "CUDA out of memory"} if status == "failed" else None}
 
 
-def _write(root: Path, name: str, record: dict) -> None:
+def _write(root: Path, name: str, record: dict | str) -> None:
     (root / name).mkdir(parents=True)
-    (root / name / "record.json").write_text(json.dumps(record))
+    (root / name / "record.json").write_text(record if isinstance(record, str) else json.dumps(record))
 
 
 @pytest.fixture
 def sweep(tmp_path):
-    """SimSiam stop-grad sweep: two collapsed seeds without stop-grad; with it, two finished seeds and
-    one that failed."""
+    """SimSiam stop-grad sweep: three collapsed seeds without stop-grad; with it, three finished seeds
+    and one that failed. The embedded data's 1,000 test images give the binomial term."""
     root = tmp_path / "sweep"
-    _write(root, "0_sg=false_seed=0", _record(STUDY, "collapsed", 0.146, 0, method__stop_grad=False))
-    _write(root, "1_sg=false_seed=1", _record(STUDY, "collapsed", 0.152, 1, method__stop_grad=False))
-    _write(root, "2_sg=true_seed=0", _record(STUDY, "finished", 0.48, 0, method__stop_grad=True))
-    _write(root, "3_sg=true_seed=1", _record(STUDY, "finished", 0.50, 1, method__stop_grad=True))
-    _write(root, "4_sg=true_seed=2", _record(STUDY, "failed", None, 2, method__stop_grad=True))
+    for seed, knn in enumerate((0.146, 0.152, 0.149)):
+        _write(root, f"sg=false_seed={seed}", _record(STUDY, "collapsed", knn, seed, test_size=1000,
+                                                      method__stop_grad=False))
+    for seed, knn in enumerate((0.48, 0.50, 0.49)):
+        _write(root, f"sg=true_seed={seed}", _record(STUDY, "finished", knn, seed, test_size=1000,
+                                                     method__stop_grad=True))
+    _write(root, "sg=true_seed=3", _record(STUDY, "failed", None, 3, test_size=1000, method__stop_grad=True))
     ref = tmp_path / "reference.csv"
     ref.write_text("method.stop_grad,value,metric,source\n"
                    "true,67.7,ImageNet linear top-1 (%),SimSiam (Chen & He 2021) Fig. 2\n"
                    "false,0.1,ImageNet linear top-1 (%),SimSiam (Chen & He 2021) Fig. 2\n")
     return root, ref
+
+
+def _half_width(values, n_eval):
+    """The CI half-width by hand: var = s^2/n + p(1-p)/N (in %^2), Welch-Satterthwaite df, t quantile."""
+    from scipy import stats
+
+    n = len(values)
+    m = sum(values) / n
+    s2 = sum((v - m) ** 2 for v in values) / (n - 1)
+    binom = (m / 100) * (1 - m / 100) / n_eval * 100 ** 2
+    var = s2 / n + binom
+    df = var ** 2 / ((s2 / n) ** 2 / (n - 1))
+    return stats.t.ppf(0.975, df) * math.sqrt(var)
 
 
 def test_type_tolerant_equality():
@@ -73,31 +96,37 @@ def test_type_tolerant_equality():
     assert normalize([1, "2"]) == normalize((1.0, 2))
 
 
-def test_cells_mean_std_status_counts_and_reference(sweep):
+def test_cells_mean_ci_with_the_binomial_term_status_counts_and_reference(sweep):
     root, ref = sweep
     report = load_study(root, reference=ref)
     assert report is not None and [r[0] for r in report.rows] == [False, True]   # numeric order
     off, on = (report.cell(r, ()) for r in report.rows)
-    assert off.mean == pytest.approx(14.9) and off.std == pytest.approx(0.4243, abs=1e-3) and off.n == 2
-    assert off.runs == "collapsed 2/2" and off.reference == 0.1
-    assert on.mean == pytest.approx(49.0) and on.n == 2            # the failed seed has no number
-    assert on.runs == "finished 2/3, failed 1/3" and on.reference == 67.7
-    assert on.ours(100) == "49.0 ± 1.4" and off.source == "SimSiam (Chen & He 2021) Fig. 2"
-    assert [j.run for j in report.problems] == ["4_sg=true_seed=2"]
-    texts = [(v.holds, v.detail) for v in report.verdicts]
-    assert texts[0] == (True, "stop_grad=false: collapsed 2/2 (kNN 14.9 ± 0.4)")
-    assert texts[1] == (True, "stop_grad=true: finished 2/3, failed 1/3 (kNN 49.0 ± 1.4)")
-    assert texts[2][0] is True and texts[2][1].endswith("14.9 < 49.0 - 2")
+    assert off.mean == pytest.approx(14.9) and off.std == pytest.approx(0.3) and off.n == 3
+    assert off.summary.known_var == pytest.approx(0.149 * 0.851 / 1000 * 1e4)     # 1.268 %^2
+    half = _half_width([14.6, 15.2, 14.9], 1000)
+    assert off.summary.half_width() == pytest.approx(half) and off.ours() == f"14.9 ± {half:.1f}"
+    assert off.runs == "collapsed 3/3" and off.reference == 0.1
+    assert on.mean == pytest.approx(49.0) and on.n == 3              # the failed seed has no number
+    assert on.runs == "finished 3/4, failed 1/4" and on.reference == 67.7
+    assert off.source == "SimSiam (Chen & He 2021) Fig. 2"
+    assert [j.run for j in report.problems] == ["sg=true_seed=3"]
+    assert report.n_eval == [1000]
+    v = report.verdicts
+    assert [x.outcome for x in v] == ["holds", "holds", "holds"]
+    assert v[0].detail == f"stop_grad=false: 14.9 ± {half:.1f} (n=3), collapsed 3/3"
+    assert v[1].detail.endswith("(n=3), finished 3/4, failed 1/4")
+    assert v[2].test == "one-sided Welch t-test" and v[2].p_value < 1e-4 and "b - a = 34.1" in v[2].detail
 
 
 def test_no_reference_leaves_the_paper_column_empty(sweep, monkeypatch):
-    import ssl_bench.report.study as study_module
+    import ssl_bench.report.build as build
 
     root, _ = sweep
-    monkeypatch.setattr(study_module, "find_reference", lambda name: None)   # as for a study without one
+    monkeypatch.setattr(build, "find_reference", lambda name: None)   # as for a study without one
     report = load_study(root)
     assert report is not None and report.reference_path is None
-    assert all(c.paper(100) == "-" for c in report.cells.values())
+    assert all(c.reference is None for c in report.cells.values())
+    assert "Published numbers: no reference table." in to_markdown(report)
 
 
 def test_without_a_study_block_there_is_no_study(tmp_path):
@@ -105,100 +134,77 @@ def test_without_a_study_block_there_is_no_study(tmp_path):
     assert load_study(tmp_path) is None
 
 
-# --- each rule kind, holding and not holding ------------------------------------------------------
-def _jobs(*specs) -> list[Job]:
-    """(status, knn %, config dict) -> jobs; knn None = no number."""
-    return [Job(run=f"j{i}", status=s, config=cfg, value=v) for i, (s, v, cfg) in enumerate(specs)]
+def test_unknown_rule_kind_is_a_clear_error(tmp_path, capsys):
+    block = {**STUDY, "rules": [{"kind": "bigger"}]}
+    _write(tmp_path, "a", _record(block, method__stop_grad=True))
+    assert main([str(tmp_path), "--no-wandb", "--rules", "recorded"]) == 2
+    assert "rule 1: unknown kind 'bigger'" in capsys.readouterr().err
 
 
-def _verdict(rule: dict, jobs: list[Job], rows=("method.tau_base",)) -> tuple:
-    study = Study.from_block({"name": "s", "rows": list(rows), "rules": [rule]})
-    v = evaluate_rules(study, jobs)[0]
-    return v.holds, v.detail
+# --- regressions: never pool configurations, count a job once --------------------------------------
+def _predictor_records(seeds=(0,), fixed_lr_values=(True, False)):
+    """SimSiam Table 1's quick grid: predictor x predictor_fixed_lr x seeds. The lr policy only matters
+    for the trained predictor: the none / frozen_random jobs of both policies are the same runs
+    (identical results), as in experiments/simsiam_predictor/README.md (15.7 and 15.7, 12.8 and 12.8)."""
+    block = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "study" / "simsiam_predictor.yaml"))
+    block["variant"] = "quick"
+    out = []
+    for seed in seeds:
+        for predictor, status, knn in (("mlp", "finished", None), ("none", "collapsed", 0.157),
+                                       ("frozen_random", "finished", 0.128)):
+            for fixed in fixed_lr_values:
+                value = knn if knn is not None else (0.461 if fixed else 0.525) + 0.01 * seed
+                if knn is not None:
+                    value += 0.002 * seed
+                rec = _record(block, status, value, seed, test_size=1000, method__name="simsiam",
+                              method__predictor=predictor, method__predictor_fixed_lr=fixed)
+                rec["epochs"] = [{"epoch": 0, "train/loss": -0.5 - value}]      # same run -> same losses
+                out.append((rec, f"{predictor}-{fixed}-{seed}"))
+    return out
 
 
-def _tau(t: float) -> dict:
-    return {"method": {"name": "byol", "tau_base": t}}
+def test_simsiam_predictor_is_evaluated_per_lr_policy_not_pooled():
+    """Before: 'predictor=mlp: finished 2/2 (kNN 49.3 ± 4.5)', pooled over the two lr policies."""
+    report = build_report(_predictor_records(), reference=None, rules="current")
+    trained = report.verdicts[1]
+    assert trained.text.startswith("with a trained predictor")
+    assert [c.scope for c in trained.cells] == ["predictor_fixed_lr=false", "predictor_fixed_lr=true"]
+    assert [c.detail for c in trained.cells] == ["predictor=mlp: 52.5 (n=1), finished 1/1",
+                                                 "predictor=mlp: 46.1 (n=1), finished 1/1"]
+    assert "2/2" not in json.dumps(verdicts_json(report)) and "49.3" not in to_markdown(report)
+    assert all(c.outcome == "inconclusive" for c in trained.cells)            # one seed each: too few
+    frozen = report.verdicts[2]                      # frozen_random vs mlp, paired per lr policy
+    assert [c.scope for c in frozen.cells] == ["predictor_fixed_lr=false", "predictor_fixed_lr=true"]
+    assert frozen.cells[1].groups[1]["label"] == "predictor=mlp" and frozen.cells[1].groups[1]["mean"] == 46.1
+    assert all(c.reason == "needs >= 2 seeds per cell" for c in frozen.cells)
 
 
-def test_rule_status():
-    rule = {"kind": "status", "where": {"method.tau_base": 0}, "is": "collapsed"}
-    assert _verdict(rule, _jobs(("collapsed", 10.0, _tau(0)), ("collapsed", 12.0, _tau(0))))[0] is True
-    holds, detail = _verdict(rule, _jobs(("collapsed", 10.0, _tau(0)), ("finished", 30.0, _tau(0))))
-    assert holds is False and detail == "tau_base=0: finished 1/2, collapsed 1/2 (kNN 20.0 ± 14.1)"
-    assert _verdict(rule, _jobs(("finished", 30.0, _tau(0.99))))[0] is None                  # no such job
-    assert _verdict(rule, _jobs(("failed", None, _tau(0))))[0] is None                       # only a failure
-    not_rule = {"kind": "status", "where": {"method.tau_base": 0.99}, "is_not": "collapsed"}
-    assert _verdict(not_rule, _jobs(("finished", 50.0, _tau(0.99))))[0] is True
-    assert _verdict(not_rule, _jobs(("collapsed", 9.0, _tau(0.99))))[0] is False
-
-
-def test_rule_less_with_margin():
-    rule = {"kind": "less", "a": {"method.tau_base": 1}, "b": {"method.tau_base": "0.99"}, "margin": 2}
-    holds, detail = _verdict(rule, _jobs(("finished", 40.0, _tau(1.0)), ("finished", 50.0, _tau(0.99))))
-    assert holds is True and detail.endswith("40.0 < 50.0 - 2")
-    holds, detail = _verdict(rule, _jobs(("finished", 49.0, _tau(1.0)), ("finished", 50.0, _tau(0.99))))
-    assert holds is False and detail.endswith("49.0 >= 50.0 - 2")                          # below, not clearly
-    assert _verdict(rule, _jobs(("failed", None, _tau(1.0)), ("finished", 50.0, _tau(0.99))))[0] is None
-
-
-def test_rule_less_or_status():
-    rule = {"kind": "less_or_status", "a": {"method.tau_base": 0}, "b": {"method.tau_base": 0.99},
-            "or_status": "collapsed", "margin": 10}
-    assert _verdict(rule, _jobs(("collapsed", 45.0, _tau(0)), ("finished", 50.0, _tau(0.99))))[0] is True
-    assert _verdict(rule, _jobs(("finished", 20.0, _tau(0)), ("finished", 50.0, _tau(0.99))))[0] is True
-    holds, detail = _verdict(rule, _jobs(("finished", 45.0, _tau(0)), ("finished", 50.0, _tau(0.99))))
-    assert holds is False and "45.0 >= 50.0 - 10" in detail
-
-
-def test_rule_interior_argmax():
-    rule = {"kind": "interior_argmax", "axis": "method.tau_base", "where": {"method.name": "byol"}}
-    peak = _jobs(("finished", 40.0, _tau(0.9)), ("finished", 52.0, _tau(0.99)), ("finished", 51.0, _tau(0.99)),
-                 ("finished", 45.0, _tau(0.999)), ("collapsed", 11.0, _tau(1.0)))
-    holds, detail = _verdict(rule, peak)
-    assert holds is True
-    assert detail == ("kNN by tau_base (name=byol): 0.9: 40.0, 0.99: 51.5, 0.999: 45.0, 1.0: 11.0 [collapsed 1/1];"
-                      " best tau_base=0.99 (interior)")
-    edge = _jobs(("finished", 40.0, _tau(0.9)), ("finished", 45.0, _tau(0.99)), ("finished", 50.0, _tau(0.999)))
-    assert _verdict(rule, edge) == (False, ("kNN by tau_base (name=byol): 0.9: 40.0, 0.99: 45.0, 0.999: 50.0;"
-                                            " best tau_base=0.999 (at an end)"))
-    assert _verdict(rule, edge[:2])[0] is None                                             # two values only
-
-
-def test_rule_interior_argmin_for_lower_is_better_metrics():
-    rule = {"kind": "interior_argmin", "axis": "method.tau_base"}
-    valley = _jobs(("finished", 40.0, _tau(0.9)), ("finished", 30.0, _tau(0.99)), ("finished", 35.0, _tau(0.999)))
-    holds, detail = _verdict(rule, valley)
-    assert holds is True and detail.endswith("best tau_base=0.99 (interior)")
-    slope = _jobs(("finished", 40.0, _tau(0.9)), ("finished", 30.0, _tau(0.99)), ("finished", 20.0, _tau(0.999)))
-    assert _verdict(rule, slope)[0] is False
-    tie = _jobs(("finished", 30.0, _tau(0.9)), ("finished", 30.0, _tau(0.99)), ("finished", 35.0, _tau(0.999)))
-    assert _verdict(rule, tie)[0] is False                                                # not strictly better
-
-
-def test_rule_larger_drop():
-    rule = {"kind": "larger_drop", "axis": "augment.name", "base": "full", "ablated": "no_color",
-            "compare": "method.name", "more": "simclr", "less": "byol"}
-
-    def four(simclr_full, simclr_no_color, byol_full, byol_no_color):
-        return _jobs(*[("finished", v, {"method": {"name": m}, "augment": {"name": a}})
-                       for v, m, a in ((simclr_full, "simclr", "full"), (simclr_no_color, "simclr", "no_color"),
-                                       (byol_full, "byol", "full"), (byol_no_color, "byol", "no_color"))
-                       if v is not None])
-
-    rows = ("augment.name",)
-    holds, detail = _verdict(rule, four(60.0, 35.0, 55.0, 50.0), rows)
-    assert holds is True
-    assert detail == ("simclr: full 60.0 - no_color 35.0 = drop 25.0; byol: full 55.0 - no_color 50.0 = drop 5.0;"
-                      " 25.0 > 5.0")
-    holds, detail = _verdict(rule, four(60.0, 58.0, 55.0, 45.0), rows)
-    assert holds is False and detail.endswith("; 2.0 <= 10.0")
-    assert _verdict(rule, four(60.0, 35.0, 55.0, None), rows)[0] is None       # byol without colour not run
-
-
-def test_unknown_rule_kind_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown kind 'bigger'"):
-        Study.from_block({"name": "s", "rows": ["a"], "rules": [{"kind": "bigger"}]})
+def test_simsiam_predictor_identical_runs_are_counted_once():
+    """Before: 'predictor=none: collapsed 2/2 (kNN 15.7 ± 0.0)': one computation (the lr policy has no
+    effect without a trained predictor) counted as two seeds."""
+    report = build_report(_predictor_records(), reference=None, rules="current")
+    none = report.verdicts[0]
+    assert [c.scope for c in none.cells] == [
+        "predictor_fixed_lr=false",
+        "predictor_fixed_lr=true (the same runs as predictor_fixed_lr=false: identical results)"]
+    assert all(g["n"] == 1 and g["jobs"] == 1 for c in none.cells for g in c.groups)
+    assert report.cell(("none", True), ()).same_as == "predictor=none, predictor_fixed_lr=false"
+    assert report.cell(("mlp", True), ()).same_as is None
+    md = to_markdown(report)
+    assert "Same runs (identical results of the same seeds; counted once in every verdict): " \
+           "predictor=none, predictor_fixed_lr=true = predictor=none, predictor_fixed_lr=false" in md
+    # a table without the lr key: the none cell holds both policies' jobs, three seeds -> n = 3, not 6
+    block = dict(_predictor_records()[0][0]["config"]["study"], rows=["method.predictor"])
+    records = _predictor_records(seeds=(0, 1, 2))
+    for rec, _ in records:
+        rec["config"]["study"] = block
+    pooled = build_report(records, reference=None, rules="recorded")
+    cell = pooled.cell(("none",), ())
+    assert cell.runs == "collapsed 6/6" and cell.n == 3
+    assert pooled.verdicts[0].outcome == "holds" and pooled.verdicts[0].groups[0]["n"] == 3
+    assert pooled.verdicts[0].reason == "3/3 decided jobs: is collapsed"
+    assert pooled.cell(("mlp",), ()).n == 6            # different lr policies: different runs, pooled ...
+    assert "Cells pool jobs that differ in method.predictor_fixed_lr (not a table key)." in to_markdown(pooled)
 
 
 # --- columns, files, figure, W&B -------------------------------------------------------------------
@@ -215,9 +221,10 @@ def test_columns_split_the_table(tmp_path):
     records = []
     for method, full, no_color in (("simclr", 0.60, 0.35), ("byol", 0.55, 0.50)):
         for aug, v in (("full", full), ("no_color", no_color)):
-            for seed in (0, 1):
+            for seed in (0, 1, 2):
                 rec = _record(AUG_STUDY, "finished", v - 0.1 + seed * 0.01, seed, method__name=method,
                               augment__name=aug)
+                rec["init"] = {"linear_acc": 0.30 + 0.01 * seed}
                 records.append((rec, f"{method}-{aug}-{seed}"))
     ref = tmp_path / "ref.csv"
     ref.write_text("name,method.name,value,metric,source\nfull,simclr,66.6,ImageNet linear,BYOL Table 5\n"
@@ -226,15 +233,15 @@ def test_columns_split_the_table(tmp_path):
     # text values keep the reference table's (the paper's) order
     assert [c[0] for c in report.columns] == ["simclr", "byol"]
     assert [r[0] for r in report.rows] == ["full", "no_color"]
-    assert report.cell(("full",), ("simclr",)).mean == pytest.approx(60.5)       # linear_acc + 0.1 in the record
+    assert report.cell(("full",), ("simclr",)).mean == pytest.approx(61.0)       # linear_acc + 0.1 in the record
     assert report.cell(("no_color",), ("byol",)).reference == 70.6
-    assert report.cell(("no_color",), ("simclr",)).paper(100) == "-"
-    assert report.verdicts[0].holds is True
-    from ssl_bench.report.study import to_latex, to_markdown
+    assert report.cell(("no_color",), ("simclr",)).reference is None
+    assert report.verdicts[0].outcome == "holds" and report.verdicts[0].difference["estimate"] == pytest.approx(20.0)
     md = to_markdown(report)
-    assert "| name | simclr: linear top-1 (%) | simclr: runs | simclr: paper | byol:" in md
+    assert "| name | simclr: linear top-1 (%) | simclr: n | simclr: runs | simclr: paper | byol:" in md
+    assert "No binomial term: the evaluation split's size is unknown" in md
     tex = to_latex(report)
-    assert r"\multicolumn{3}{c}{simclr}" in tex and r"\cmidrule(lr){2-4}" in tex and "no\\_color" in tex
+    assert r"\multicolumn{4}{c}{simclr}" in tex and r"\cmidrule(lr){2-5}" in tex and "no\\_color" in tex
 
 
 def test_cli_writes_every_file_and_exits_0_even_when_a_claim_fails(sweep, tmp_path, capsys):
@@ -248,23 +255,47 @@ def test_cli_writes_every_file_and_exits_0_even_when_a_claim_fails(sweep, tmp_pa
         rec_path.write_text(json.dumps(rec))
     assert main([str(root), "--reference", str(ref), "--format", "console", "--no-wandb"]) == 0
     out = capsys.readouterr().out
-    assert "✓ without stop-gradient SimSiam collapses: holds." in out
-    assert "✗ a claim our numbers contradict: does not hold. " in out and "49.0 >= 14.9" in out
-    assert "4_sg=true_seed=2: failed: CUDA out of memory" in out
+    assert "✓ without stop-gradient SimSiam collapses: holds. stop_grad=false: 14.9 ± 2.2 (n=3)" in out
+    assert "✗ a claim our numbers contradict: does not hold. " in out and "b - a = -34.1" in out
+    assert "b - a < 0: one-sided Welch t-test p < 1e-6 < 0.05" in out
+    assert "sg=true_seed=3: failed: CUDA out of memory" in out
     report = root / "report"
     md = (report / "table.md").read_text()
-    assert "| false | 14.9 ± 0.4 | collapsed 2/2 | 0.1 |" in md
-    assert "| true | 49.0 ± 1.4 | finished 2/3, failed 1/3 | 67.7 |" in md and "`4_sg=true_seed=2`: failed" in md
+    assert "| false | 14.9 ± 2.2 | 3 | collapsed 3/3 | 0.1 |" in md
+    on = _half_width([48.0, 50.0, 49.0], 1000)
+    assert f"| true | 49.0 ± {on:.1f} | 3 | finished 3/4, failed 1/4 | 67.7 |" in md
+    assert "`sg=true_seed=3`: failed" in md
+    assert "Ours: mean ± 95% CI (Student t) over seeds; n: seeds with a number." in md
+    assert "binomial error p(1-p)/N_eval (N_eval = 1,000 images" in md
     rows = list(csv.DictReader(io.StringIO((report / "table.csv").read_text())))
-    assert [(r["method.stop_grad"], r["mean"], r["n"], r["failed"], r["reference"]) for r in rows] == [
-        ("false", "14.9", "2", "0", "0.1"), ("true", "49.0", "2", "1", "67.7")]
+    assert [(r["method.stop_grad"], r["mean"], r["n"], r["n_eval"], r["failed"], r["reference"]) for r in rows] == [
+        ("false", "14.9", "3", "1000", "0", "0.1"), ("true", "49.0", "3", "1000", "1", "67.7")]
+    assert float(rows[0]["ci_low"]) == pytest.approx(14.9 - _half_width([14.6, 15.2, 14.9], 1000), abs=1e-3)
     tex = (report / "table.tex").read_text()
-    assert r"\toprule" in tex and r"\bottomrule" in tex and r"14.9 $\pm$ 0.4" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"14.9 $\pm$ 2.2" in tex
     assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 1
     verdicts = json.loads((report / "verdicts.json").read_text())
-    assert [v["holds"] for v in verdicts["verdicts"]] == [True, True, True, False]
+    assert [v["outcome"] for v in verdicts["verdicts"]] == ["holds", "holds", "holds", "does not hold"]
+    last = verdicts["verdicts"][3]
+    assert last["test"] == "one-sided Welch t-test" and last["p_value"] < 0.05 and last["difference"]["ci"][1] < 0
+    assert [g["n"] for g in last["groups"]] == [3, 3] and last["groups"][0]["ci"] is not None
+    assert verdicts["holds"] == 3 and verdicts["does_not_hold"] == 1 and verdicts["inconclusive"] == 0
     png = (report / "toy_stopgrad.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_unreadable_records_are_listed_and_the_rest_reported(sweep, capsys):
+    root, ref = sweep
+    _write(root, "truncated", '{"status": "finished", "config": {"stu')
+    _write(root, "a_list", "[1, 2]")
+    assert main([str(root), "--reference", str(ref), "--format", "md", "--no-wandb"]) == 0
+    captured = capsys.readouterr()
+    assert f"unreadable record {root / 'truncated' / 'record.json'}: not valid JSON" in captured.err
+    assert f"unreadable record {root / 'a_list' / 'record.json'}: not a run record (a JSON list" in captured.err
+    assert "| false | 14.9 ± 2.2 | 3 | collapsed 3/3 | 0.1 |" in captured.out
+    assert "### Unreadable records (left out)" in captured.out and "truncated?" in captured.out
+    verdicts = json.loads((root / "report" / "verdicts.json").read_text())
+    assert len(verdicts["unreadable"]) == 2
 
 
 def test_cli_formats_and_errors(sweep, tmp_path, capsys):
@@ -272,13 +303,18 @@ def test_cli_formats_and_errors(sweep, tmp_path, capsys):
     assert main([str(root), "--reference", str(ref), "--format", "csv", "--no-wandb",
                  "--out", str(tmp_path / "elsewhere")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("method.stop_grad,metric,mean,std,n,") and (tmp_path / "elsewhere" / "table.tex").is_file()
+    assert out.startswith("method.stop_grad,metric,mean,std,se,ci_low,ci_high,n,n_eval,")
+    assert (tmp_path / "elsewhere" / "table.tex").is_file()
     assert main([str(root), "--reference", str(tmp_path / "missing.csv"), "--no-wandb"]) == 2
     assert "cannot read reference table" in capsys.readouterr().err
     assert main(["wandb://only/two"]) == 2
     assert "expected wandb://ENTITY/PROJECT/GROUP" in capsys.readouterr().err
     assert main([str(tmp_path / "empty")]) == 2
     assert "no record.json under" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "record.json").write_text("{")
+    assert main([str(tmp_path / "broken")]) == 2
+    assert "no readable record under" in capsys.readouterr().err
 
 
 def test_wandb_report_run_written_offline(sweep, tmp_path, monkeypatch, capsys):
@@ -298,6 +334,7 @@ def test_wandb_report_run_written_offline(sweep, tmp_path, monkeypatch, capsys):
     assert info["project"] == "ssl-bench-test"
     summary = info["summary"]
     assert summary["verdicts/holds"] == 3 and summary["verdict/1"]["outcome"] == "holds"
+    assert summary["verdicts/inconclusive"] == 0 and summary["verdict/3"]["p_value"] < 0.05
     assert summary["study/table"]["nrows"] == 2 and summary["study/plot"]["_type"] == "image-file"
 
 
@@ -311,14 +348,6 @@ def test_wandb_group_address_fails_clearly_offline(tmp_path, monkeypatch, capsys
     assert "\n" not in err
 
 
-def test_sweep_without_study_keeps_the_run_table(tmp_path, capsys):
-    _write(tmp_path, "0_method=simclr", _record({}, method__name="simclr"))
-    assert main([str(tmp_path), "--format", "md"]) == 0
-    assert capsys.readouterr().out.startswith("| run | method | status |") and not (tmp_path / "report").exists()
-    assert main([str(tmp_path), "--format", "tex"]) == 2
-    assert "needs a study sweep" in capsys.readouterr().err
-
-
 def test_reference_metric_picks_one_of_several_published_columns(tmp_path):
     ref = tmp_path / "ref.csv"
     ref.write_text("method.masking,value,metric,source\nstatic,78.3,SQuAD 2.0 F1,T1\nstatic,84.3,MNLI-m,T1\n"
@@ -329,6 +358,7 @@ def test_reference_metric_picks_one_of_several_published_columns(tmp_path):
                  "config": {"study": block, "method": {"masking": m}}}, m) for m in ("static", "dynamic")]
     report = build_report(records, reference=ref)
     assert {c.row[0]: c.reference for c in report.cells.values()} == {"static": 84.3, "dynamic": 84.0}
+    assert "binomial" not in to_markdown(report)                    # perplexity: no binomial term
 
 
 def test_random_init_baseline_is_the_mean_of_the_jobs_init_evaluations():
@@ -338,8 +368,6 @@ def test_random_init_baseline_is_the_mean_of_the_jobs_init_evaluations():
                for i, (st, v, init, sg) in enumerate([("finished", 0.5, 0.30, True), ("collapsed", 0.1, 0.34, False)])]
     report = build_report(records, reference=None)
     assert report.random_init == pytest.approx(32.0)
-    from ssl_bench.report.study import to_markdown, verdicts_json
-
     assert "Random-init network (each job's evaluation before training): kNN 32.0." in to_markdown(report)
     assert verdicts_json(report)["random_init"] == pytest.approx(32.0)
 
@@ -347,9 +375,22 @@ def test_random_init_baseline_is_the_mean_of_the_jobs_init_evaluations():
 def test_current_rules_come_from_the_study_definition():
     """A rule edited in conf/study/<name>.yaml after the sweep applies without rerunning it."""
     block = {"name": "byol_tau", "variant": "quick", "rows": ["method.tau_base"], "metric": "knn_acc", "rules": []}
-    records = [({"status": "finished", "seed": 0, "final": {"knn_acc": v}, "config": {"study": block,
-                 "method": {"tau_base": t}}}, f"r{t}") for t, v in ((0, 0.4), (0.9, 0.45), (0.99, 0.43), (1, 0.3))]
+    records = [({"status": "finished", "seed": s, "final": {"knn_acc": v + 0.005 * s},
+                 "config": {"study": block, "method": {"tau_base": t}}}, f"r{t}-{s}")
+               for t, v in ((0, 0.4), (0.9, 0.45), (0.99, 0.43), (1, 0.3)) for s in (0, 1, 2)]
     assert build_report(records, rules="recorded").verdicts == []
     current = build_report(records, rules="current")
-    assert [v.kind for v in current.verdicts] == ["less_or_status", "less", "interior_argmax"]
-    assert current.verdicts[1].holds is True          # tau 1 (30) is more than 3 below 0.99 (43)
+    kinds = [v.kind for v in current.verdicts]
+    assert kinds and set(kinds) <= {"status", "less", "less_or_status", "interior_argmax", "equivalent"}
+    tau1 = next(v for v in current.verdicts if v.rule.get("a") == {"method.tau_base": 1})
+    assert tau1.outcome == "holds"                   # tau 1 (30) is far below 0.99 (43), 3 seeds each
+
+
+def test_every_study_definition_passes_the_checks():
+    """conf/study/*.yaml as they are now: every rule is known, complete and can fail."""
+    from ssl_bench.report.block import Study
+
+    for path in sorted((Path(config_dir()) / "study").glob("*.yaml")):
+        block = OmegaConf.to_container(OmegaConf.load(path))
+        block["variant"] = "quick"
+        assert Study.from_block(block).rules, path.name

@@ -1,9 +1,16 @@
-"""``ssl-bench-report PATH``: the table of a run or sweep folder (console, markdown or CSV).
+"""``ssl-bench-report PATH``: the report of a run or sweep folder.
 
-When the jobs carry a ``study`` block (a paper's ablation), the study's table instead: our numbers
-beside the published ones and a verdict per rule, also written to ``PATH/report/`` (table.md,
-table.csv, table.tex, verdicts.json, <study>.png) and, when the jobs logged to W&B, logged as a
-``report`` run in their group. PATH may also be ``wandb://ENTITY/PROJECT/GROUP`` (online).
+- A sweep whose jobs carry a ``study`` block (a paper's ablation): the study's table, our numbers
+  (mean ± 95% CI over seeds) beside the published ones, and a verdict per rule (holds / does not
+  hold / inconclusive, by a stated test).
+- Any other sweep: the keys that vary across its jobs as columns, seeds aggregated per cell, sorted
+  by the metric, the best cell marked with what it is significantly better than
+  (``--rows/--columns/--metric`` choose the layout; on a study sweep they switch to this layout).
+- A single run: its one-line table (``--runs``: one line per run for any folder).
+
+Reports are written to ``PATH/report/`` (table.md, table.csv, table.tex, verdicts.json or
+summary.json, a PNG) and, when the jobs logged to W&B, logged as a ``report`` run in their group.
+Unreadable records are listed by path and left out. PATH may also be ``wandb://ENTITY/PROJECT/GROUP``.
 """
 
 from __future__ import annotations
@@ -13,9 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.report import study as st
+from ssl_bench.report.block import StudyError, study_of
+from ssl_bench.report.build import REPORT_DIR, Table, build_report, build_sweep, pretraining
+from ssl_bench.report.cells import Unreadable, read_records, run_name
 from ssl_bench.report.table import collect, to_csv, to_markdown, to_rich
-from ssl_bench.tracking.record import find_records, load_record
 
 PROG = "ssl-bench-report"
 
@@ -25,63 +33,97 @@ def _error(message: str, code: int = 2) -> int:
     return code
 
 
+def _keys(text: str | None) -> list[str] | None:
+    return None if text is None else [k.strip() for k in text.split(",") if k.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    from ssl_bench.report.wandb_report import SCHEME
+
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="a run folder or a sweep folder (searched recursively for record.json), "
+                                f"or {SCHEME}ENTITY/PROJECT/GROUP")
+    p.add_argument("--format", choices=("console", "md", "csv", "tex"), default="console", help="what to print")
+    p.add_argument("--out", help=f"the report folder (default PATH/{REPORT_DIR}); with --runs or a single run: "
+                                 "also write the table to this file (csv with --format csv, else md)")
+    p.add_argument("--reference",
+                   help="study: CSV of the published numbers (default experiments/<study>/reference.csv)")
+    p.add_argument("--rules", choices=("current", "recorded"), default="current",
+                   help="study: judge by the rules of conf/study/<study>.yaml as it is now (default; an "
+                        "edited rule applies without rerunning) or by those saved in the records")
+    p.add_argument("--rows", help="sweep: comma-separated keys of the table's rows (default: every key that varies)")
+    p.add_argument("--columns", help="sweep: comma-separated keys shown side by side (default: none)")
+    p.add_argument("--metric", help="sweep: the final metric to aggregate and sort by (default knn_acc; ppl for "
+                                    "masked-LM runs, lower is better)")
+    p.add_argument("--runs", action="store_true", help="one line per run instead of the aggregated report")
+    p.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None,
+                   help="log a report run to W&B (default: when the jobs logged to W&B)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     from ssl_bench.report.wandb_report import SCHEME
 
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", help="a run folder or a sweep folder (searched recursively for record.json), "
-                                     f"or {SCHEME}ENTITY/PROJECT/GROUP")
-    parser.add_argument("--format", choices=("console", "md", "csv", "tex"), default="console",
-                        help="what to print (tex: study sweeps only)")
-    parser.add_argument("--out", help="also write the table to this file (format from --format, md if console); "
-                                      f"for a study: the report folder (default PATH/{st.REPORT_DIR})")
-    parser.add_argument("--reference", help="study: CSV of the published numbers "
-                                            "(default experiments/<study>/reference.csv)")
-    parser.add_argument("--rules", choices=("current", "recorded"), default="current",
-                        help="study: judge by the rules of conf/study/<study>.yaml as it is now (default; an "
-                             "edited rule applies without rerunning) or by those saved in the records")
-    parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None,
-                        help="study: log a report run to W&B (default: when the jobs logged to W&B)")
-    args = parser.parse_args(argv)
-
+    args = parser().parse_args(argv)
+    layout = any(x is not None for x in (args.rows, args.columns, args.metric))
+    bad: list[Unreadable] = []
     if args.path.startswith(SCHEME):
         from ssl_bench.report.wandb_report import fetch_group
 
         try:
             records = fetch_group(args.path)
-        except st.StudyError as err:
+        except StudyError as err:
             return _error(str(err))
         group = args.path[len(SCHEME):].strip("/").split("/")[-1]
-        return _study(records, args, source=args.path, out_dir=Path(args.out or f"{group}-{st.REPORT_DIR}"))
-
-    root = Path(args.path)
-    paths = find_records(root)
+        out_dir = Path(args.out or f"{group}-{REPORT_DIR}")
+        source, root = args.path, None
+    else:
+        root = Path(args.path)
+        loaded, bad = read_records(root)
+        for u in bad:
+            print(f"{PROG}: unreadable record {u.path}: {u.reason} (left out)", file=sys.stderr)
+        if not loaded:
+            return _error(f"no record.json under {root}: is it a run or sweep folder of ssl-bench?" if not bad
+                          else f"no readable record under {root} ({len(bad)} unreadable)")
+        records = [(r, run_name(p, root)) for r, p in loaded]
+        out_dir = Path(args.out) if args.out else root / REPORT_DIR
+        source = str(root)
     try:
-        loaded = [(load_record(p), p) for p in paths]      # read once, for the study check and the table
-        study = st.study_of([r for r, _ in loaded])
-    except (ValueError, OSError) as err:      # a broken record or study block
+        study = None if layout or args.runs else study_of([r for r, _ in records])
+    except StudyError as err:
         return _error(str(err))
-    if study is not None:
-        records = [(r, st.run_name(p, root)) for r, p in loaded]
-        return _study(records, args, source=str(root), out_dir=Path(args.out) if args.out else root / st.REPORT_DIR)
-    if args.format == "tex":
-        return _error("--format tex needs a study sweep (jobs with a study block)")
-    return _table(args, loaded)
-
-
-def _table(args: argparse.Namespace, records: list[tuple[dict[str, Any], Path]]) -> int:
-    """One line per run (sweeps without a study block)."""
     try:
-        rows = collect(args.path, records)
-    except FileNotFoundError as err:
+        if study is not None:
+            report: Table = build_report(records, reference=args.reference, source=source, rules=args.rules,
+                                         unreadable=bad)
+        elif root is not None and (args.runs or (len(pretraining(records)) == 1 and not layout)):
+            if args.format == "tex":
+                return _error("--format tex needs a sweep (several runs)")
+            return _table(args, root, [(r, p) for r, p in loaded])
+        else:
+            report = build_sweep(records, metric=args.metric, rows=_keys(args.rows), columns=_keys(args.columns),
+                                 source=source, unreadable=bad)
+    except StudyError as err:
         return _error(str(err))
+    return _report(report, [r for r, _ in records], args, out_dir, layout_note=layout and study_of_safe(records))
+
+
+def study_of_safe(records: list[tuple[dict[str, Any], str]]) -> bool:
+    try:
+        return study_of([r for r, _ in records]) is not None
+    except StudyError:
+        return False
+
+
+def _table(args: argparse.Namespace, root: Path, records: list[tuple[dict[str, Any], Path]]) -> int:
+    """One line per run (a single run, or ``--runs``)."""
+    rows = collect(root, records)
     if args.format == "console":
         from rich.console import Console
 
         console = Console()
         console.width = max(console.width, 140)    # a table, not prose: never squeeze it into 80 columns
-        console.print(to_rich(rows, title=f"ssl-bench: {Path(args.path)}"))
+        console.print(to_rich(rows, title=f"ssl-bench: {root}"))
         for r in rows:
             if r.get("error"):
                 print(f"  {r['run']}: {r['status']}: {r['error']}")
@@ -92,29 +134,35 @@ def _table(args: argparse.Namespace, records: list[tuple[dict[str, Any], Path]])
     return 0
 
 
-def _study(records: list[tuple[dict[str, Any], str]], args: argparse.Namespace, source: str, out_dir: Path) -> int:
-    """The study table and verdicts: printed, written to ``out_dir``, logged to W&B. A verdict that
-    does not hold is a result (exit 0); only errors end non-zero."""
+def _report(report: Table, records: list[dict[str, Any]], args: argparse.Namespace, out_dir: Path,
+            layout_note: bool = False) -> int:
+    """Print the report, write its folder, log it to W&B. A verdict that does not hold is a result
+    (exit 0); only errors end non-zero."""
+    from ssl_bench.report import render
+    from ssl_bench.report.build import StudyReport
     from ssl_bench.report.wandb_report import log_report, used_wandb
 
     try:
-        report = st.build_report(records, reference=args.reference, source=source, rules=args.rules)
-        files = st.write_report(report, out_dir)
-    except st.StudyError as err:
-        return _error(str(err))
+        files = render.write_report(report, out_dir)
     except OSError as err:
         return _error(f"cannot write the report to {out_dir}: {err.strerror or err}")
-    _print_study(report, args.format)
+    if args.format == "console":
+        render.print_console(report)
+    else:
+        print({"md": render.to_markdown, "csv": render.to_csv, "tex": render.to_latex}[args.format](report), end="")
     notes = [f"report: {out_dir} ({', '.join(p.name for p in files.values())})"]
-    if report.ignored:
+    if layout_note:
+        notes.append("the study block is not used: --rows/--columns/--metric give the generic sweep layout")
+    if isinstance(report, StudyReport) and report.ignored:
         notes.append(f"{report.ignored} record(s) without the {report.study.name} study block left out")
+    if report.unreadable:
+        notes.append(f"{len(report.unreadable)} unreadable record(s) left out (listed above)")
     if "png" not in files:
         notes.append("no plot: nothing to plot, or matplotlib is not installed")
     failure = None
-    plain = [r for r, _ in records]
-    if args.wandb if args.wandb is not None else used_wandb(plain):
+    if args.wandb if args.wandb is not None else used_wandb(records):
         try:
-            info = log_report(report, plain, out_dir, png=files.get("png"))
+            info = log_report(report, records, out_dir, png=files.get("png"))
         except Exception as err:   # the report files are written; say why W&B did not get them
             first = (str(err).strip().splitlines() or [""])[0]
             failure = f"W&B report run not logged: {type(err).__name__}: {first}"
@@ -126,29 +174,6 @@ def _study(records: list[tuple[dict[str, Any], str]], args: argparse.Namespace, 
     for note in notes:
         print(note, file=stream)
     return 0 if failure is None else _error(failure, code=1)
-
-
-def _print_study(report: st.StudyReport, fmt: str) -> None:
-    if fmt == "md":
-        print(st.to_markdown(report), end="")
-        return
-    if fmt == "csv":
-        print(st.to_csv(report), end="")
-        return
-    if fmt == "tex":
-        print(st.to_latex(report), end="")
-        return
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console()
-    console.width = max(console.width, 120)
-    console.print(st.to_rich(report))
-    style = {True: "green", False: "red", None: "dim"}
-    for verdict, line in zip(report.verdicts, st.verdict_lines(report)):
-        console.print(f"[{style[verdict.holds]}]{escape(line)}[/]", soft_wrap=True)
-    for job in report.problems:
-        print(f"  {job.run}: {job.status}" + (f": {job.error}" if job.error else ""))
 
 
 if __name__ == "__main__":

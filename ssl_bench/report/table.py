@@ -50,21 +50,26 @@ def collect(root: str | Path, records: list[tuple[dict[str, Any], Path]] | None 
     ``records``: the (record, path) pairs under ``root`` when the caller has read them already."""
     root = Path(root)
     if records is None:
-        records = [(load_record(p), p) for p in find_records(root)]
+        records = [(load_record(p), p) for p in find_records(root)]   # every record readable (see cells.read_records)
     if not records:
         raise FileNotFoundError(f"no record.json under {root}: is it a run or sweep folder of ssl-bench?")
     records = [(r, p) for r, p in records if r.get("job_type", "pretrain") != "eval"]   # ssl-bench-eval records
     rows = [_row(rec, p, root) for rec, p in records]
-    inits = [rec["init"] for rec, _ in records if rec.get("init", {}).get("knn_acc") is not None]   # image runs
+    inits = [rec["init"] for rec, _ in records if (rec.get("init") or {}).get("knn_acc") is not None]   # image runs
     if inits:
         rows.append({
             "run": "random init", "method": "-", "status": "-",
-            "knn_acc": mean(i["knn_acc"] for i in inits), "linear_acc": mean(i["linear_acc"] for i in inits),
+            **{k: _mean([i.get(k) for i in inits]) for k in ("knn_acc", "linear_acc", "rankme")},
             "online_probe_acc": None, "z_std_ratio": None,    # heads differ per method: no common value
-            "rankme": mean(i["rankme"] for i in inits), "epochs": 0, "train_s": None, "img_per_s": None,
+            "epochs": 0, "train_s": None, "img_per_s": None,
             "overrides": "", "error": None, **{k: None for k in MLM_COLUMNS},
         })
     return rows
+
+
+def _mean(values: list[Any]) -> float | None:
+    numbers = [v for v in values if isinstance(v, (int, float))]
+    return mean(numbers) if numbers else None
 
 
 def _fmt(key: str, value: Any) -> str:

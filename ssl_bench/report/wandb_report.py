@@ -1,13 +1,15 @@
-"""W&B side of a study report: log it as a ``report`` run in the sweep's group, and read a group's
-runs back as records (``wandb://ENTITY/PROJECT/GROUP``, online only)."""
+"""W&B side of a report: log a study or sweep report as a ``report`` run in the sweep's group, and
+read a group's runs back as records (``wandb://ENTITY/PROJECT/GROUP``, online only). The table is
+the tidy one of the CSV (:func:`ssl_bench.report.render.tidy`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.report.study import CSV_FIELDS, StudyError, StudyReport, show, verdicts_json
-from ssl_bench.tracking.record import STATUSES
+from ssl_bench.report.block import StudyError
+from ssl_bench.report.build import StudyReport, SweepReport, Table
+from ssl_bench.report.render import sweep_json, tidy, verdicts_json
 from ssl_bench.tracking.wandb import has_credentials, resolve_mode, run_settings
 
 SCHEME = "wandb://"
@@ -29,52 +31,47 @@ def wandb_target(records: list[dict[str, Any]]) -> dict[str, Any]:
     return target
 
 
-def _table(report: StudyReport) -> tuple[list[str], list[list[Any]]]:
-    """The tidy table (one line per cell), key values as text so that a column keeps one type."""
-    study = report.study
-    statuses = [s for s in STATUSES if s != "running"]
-    columns = [*study.rows, *study.columns, *CSV_FIELDS, *statuses]
-    data = []
-    for row in report.rows:
-        for col in report.columns:
-            cell = report.cell(row, col)
-            if not cell.jobs and cell.reference is None:
-                continue
-            data.append([*map(show, row), *map(show, col), cell.mean, cell.std, cell.n, len(cell.jobs), cell.runs,
-                         cell.reference, cell.reference_metric, cell.source,
-                         *[cell.counts.get(s, 0) for s in statuses]])
-    return columns, data
-
-
-def log_report(report: StudyReport, records: list[dict[str, Any]], out_dir: str | Path,
+def log_report(report: Table, records: list[dict[str, Any]], out_dir: str | Path,
                png: str | Path | None = None) -> dict[str, Any]:
-    """Log the study table, the figure and the verdicts as a W&B run (``job_type="report"``) in
-    the sweep's group; offline without credentials, files under ``out_dir``. The run is always
-    finished. Returns ``{"id", "mode", "dir", "url"}``."""
+    """Log the report's table, figure and verdicts (study) or best cell (sweep) as a W&B run
+    (``job_type="report"``) in the sweep's group; offline without credentials, files under
+    ``out_dir``. The run is always finished. Returns ``{"id", "mode", "dir", "url"}``."""
     import wandb
 
     target = wandb_target(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    study = report.study
-    summary = verdicts_json(report)
+    if isinstance(report, StudyReport) and report.study is not None:
+        study = report.study
+        name, tags, heading = study.name, ["report", study.name], study.heading
+        summary = verdicts_json(report)
+        config = {"study": study.block, "source": report.source, "reference": summary["reference"]}
+        values: dict[str, Any] = {
+            "study": study.name, "verdicts/holds": summary["holds"], "verdicts/does_not_hold": summary["does_not_hold"],
+            "verdicts/inconclusive": summary["inconclusive"], "verdicts/n_a": summary["n/a"],
+            **{f"verdict/{i + 1}": {"text": v.text, "kind": v.kind, "outcome": v.outcome, "detail": v.detail,
+                                    "reason": v.reason, "p_value": v.p_value}
+               for i, v in enumerate(report.verdicts)}}
+        prefix = "study"
+    else:
+        assert isinstance(report, SweepReport)
+        name, tags, heading = "sweep", ["report", "sweep"], f"{report.short} by {', '.join(report.keys) or 'seed'}"
+        summary = sweep_json(report)
+        config = {"source": report.source, "metric": report.metric, "keys": report.keys,
+                  "rows": list(report.row_keys), "columns": list(report.column_keys)}
+        values = {"best": summary["best"], "better_than": [b["cell"] for b in summary["better_than"]]}
+        prefix = "sweep"
     run = wandb.init(project=target["project"], entity=target["entity"], group=target["group"], job_type="report",
-                     name=f"report-{study.name}", dir=str(out), mode=resolve_mode("auto"), tags=["report", study.name],
-                     config={"study": study.block, "source": report.source, "reference": summary["reference"]},
+                     name=f"report-{name}", dir=str(out), mode=resolve_mode("auto"), tags=tags, config=config,
                      settings=run_settings())
     exit_code = 1
     try:
-        columns, data = _table(report)
-        payload: dict[str, Any] = {"study/table": wandb.Table(columns=columns, data=data, allow_mixed_types=True)}
+        columns, data = tidy(report)
+        payload: dict[str, Any] = {f"{prefix}/table": wandb.Table(columns=columns, data=data, allow_mixed_types=True)}
         if png is not None and Path(png).is_file():
-            payload["study/plot"] = wandb.Image(str(png), caption=study.heading)
+            payload[f"{prefix}/plot"] = wandb.Image(str(png), caption=heading)
         run.log(payload)
-        run.summary.update({
-            "study": study.name, "verdicts/holds": summary["holds"],
-            "verdicts/does_not_hold": summary["does_not_hold"], "verdicts/n_a": summary["n/a"],
-            **{f"verdict/{i + 1}": {"text": v.text, "kind": v.kind, "outcome": v.outcome, "detail": v.detail}
-               for i, v in enumerate(report.verdicts)},
-        })
+        run.summary.update(values)
         offline = run.settings.mode == "offline" or bool(getattr(run.settings, "_offline", False))
         info = {"id": run.id, "mode": "offline" if offline else run.settings.mode, "dir": str(Path(run.dir).parent),
                 "url": None if offline else run.url}
