@@ -26,10 +26,10 @@ from typing import Any
 
 from ssl_bench.report.statistics import Summary, binomial_variance, summarize
 from ssl_bench.report.values import config_value, flatten, fmt, nkey, same
-from ssl_bench.tracking.record import RECORD_FILE, STATUSES
+from ssl_bench.tracking.record import STATUSES, RecordError, find_records, load_record
 
 METRIC_STATUSES = ("finished", "collapsed")     # jobs whose final evaluation exists
-INCONCLUSIVE = ("failed", "running")            # says nothing about a claim unless the rule names it
+INCONCLUSIVE = ("failed", "interrupted", "running")   # says nothing about a claim unless the rule names it
 SHORT_METRIC = {"knn_acc": "kNN", "linear_acc": "linear", "online_probe_acc": "online probe",
                 "z_std_ratio": "z_std ratio", "rankme": "RankMe", "ppl": "ppl", "masked_acc": "masked acc"}
 LOWER_IS_BETTER = ("ppl", "unigram_ppl", "loss")
@@ -72,22 +72,17 @@ class Unreadable:
 
 
 def read_records(root: str | Path) -> tuple[list[tuple[dict[str, Any], Path]], list[Unreadable]]:
-    """Every record under ``root`` (path order) and the ones that could not be read, by path."""
+    """Every record under ``root`` (path order; files moved aside by ``overwrite=true`` left out) and
+    the ones that could not be read, by path."""
     good: list[tuple[dict[str, Any], Path]] = []
     bad: list[Unreadable] = []
-    for path in sorted(Path(root).rglob(RECORD_FILE)):
+    for path in find_records(root):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            good.append((load_record(path), path))
         except OSError as err:
             bad.append(Unreadable(path, f"cannot read: {err.strerror or err}"))
-            continue
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            bad.append(Unreadable(path, f"not valid JSON ({err}); truncated?"))
-            continue
-        if not isinstance(data, dict):
-            bad.append(Unreadable(path, f"not a run record (a JSON {type(data).__name__}, not an object)"))
-            continue
-        good.append((data, path))
+        except RecordError as err:
+            bad.append(Unreadable(path, str(err).removeprefix(f"{path}: ")))
     return good, bad
 
 

@@ -265,11 +265,11 @@ def load_record(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise RecordError(f"{p}: unreadable record (not valid JSON: {err.msg} at line {err.lineno})") from None
+        raise RecordError(f"{p}: not valid JSON ({err.msg} at line {err.lineno}); truncated?") from None
     except UnicodeDecodeError:
-        raise RecordError(f"{p}: unreadable record (not UTF-8 text)") from None
+        raise RecordError(f"{p}: not valid JSON (not UTF-8 text)") from None
     if not isinstance(data, dict):
-        raise RecordError(f"{p}: unreadable record (a JSON {type(data).__name__}, not an object)")
+        raise RecordError(f"{p}: not a run record (a JSON {type(data).__name__}, not an object)")
     return data
 
 
