@@ -100,7 +100,7 @@ def _job(cfg: DictConfig) -> float | None:
     validate(cfg)
     check_resources(cfg)
     from ssl_bench.errors import UserError
-    from ssl_bench.train import execute
+    from ssl_bench.train import OtherRankFailed, execute
     from ssl_bench.ui import print_run_summary
 
     hc = HydraConfig.get()
@@ -109,8 +109,13 @@ def _job(cfg: DictConfig) -> float | None:
     multirun = hc.mode == RunMode.MULTIRUN
     if multirun:
         tag_sweep_job(cfg, hc.sweep.dir, overrides)
+    from ssl_bench.distributed import detect
+
+    primary = detect(cfg).primary        # other ranks of a torchrun / srun job stay quiet
     try:
         record, action = execute(cfg, out_dir, overrides, _run_name(cfg, overrides), sweep_job=multirun)
+    except OtherRankFailed:
+        sys.exit(2)                      # rank 0 says why
     except UserError as err:
         if not multirun:
             raise
@@ -123,6 +128,8 @@ def _job(cfg: DictConfig) -> float | None:
 
         traceback.print_exc()         # the record says "failed"; the rest of the sweep goes on
         return None
+    if not primary:
+        return (record.get("final") or {}).get("knn_acc")
     if action == "skip":
         if multirun:   # a re-run of the same sweep: this job's result is already there
             print(f"{PROG}: skipping {out_dir}: already {record.get('status')} (skip_finished=false reruns it)")

@@ -272,7 +272,7 @@ class Trainer:
     checkpoint: bool = True
     num_threads: int = num(0, lo=0)
     channels_last: bool = False
-    sync_batchnorm: bool = False
+    sync_batchnorm: str = choice("auto", "auto", "true", "false")   # auto: on when there are several processes
     compile: bool = False
 
 

@@ -45,7 +45,7 @@ def test_unlabelled_training_images_train_no_probe(cfg_factory):
 
     cfg = cfg_factory("method=simclr")
     model = METHODS["simclr"](cfg, num_classes=10)
-    model.trainer = type("T", (), {"log_every_n_steps": 1000})()
+    model.trainer = type("T", (), {"log_every_n_steps": 1000, "world_size": 1})()
     model.log = model.log_dict = lambda *a, **k: None
     x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     total = model.training_step((x, torch.full((8,), -1)), 1)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssl_bench.distributed import world
+
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -77,12 +79,23 @@ def views_from_config(cfg: Mapping[str, Any], image_size: int | None = None) -> 
     return views
 
 
-def _bernoulli(p: float, n: int, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, device=device) < p
-
 
 def _uniform(lo: float, hi: float, n: int, device: torch.device) -> torch.Tensor:
-    return torch.empty(n, device=device).uniform_(lo, hi)
+    """``n`` uniform draws in [lo, hi) for this rank's images. Under torch.distributed every rank draws
+    for the whole global batch (its RNG is in the same state on every rank) and keeps the draws of its
+    own images (the distributed sampler interleaves them: rank r holds positions r, r + world, ...),
+    so each image of global batch k gets the same parameters whatever the number of ranks."""
+    rank, size = world()
+    u = torch.empty(n * size, device=device).uniform_(lo, hi)
+    return u[rank::size] if size > 1 else u
+
+
+def _rand(n: int, device: torch.device) -> torch.Tensor:
+    return _uniform(0.0, 1.0, n, device)
+
+
+def _bernoulli(p: float, n: int, device: torch.device) -> torch.Tensor:
+    return _rand(n, device) < p
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -99,8 +112,8 @@ def resized_crop_flip(x: torch.Tensor, out_size: int, min_scale: float, max_scal
     r = torch.exp(log_r)
     w = torch.sqrt(area * r).clamp(max=1.0)   # fractions of the image side
     h = torch.sqrt(area / r).clamp(max=1.0)
-    cx = (torch.rand(n, device=device) * (1 - w) + w / 2) * 2 - 1
-    cy = (torch.rand(n, device=device) * (1 - h) + h / 2) * 2 - 1
+    cx = (_rand(n, device) * (1 - w) + w / 2) * 2 - 1
+    cy = (_rand(n, device) * (1 - h) + h / 2) * 2 - 1
     sign = torch.where(_bernoulli(flip_p, n, device), -1.0, 1.0)
     theta = torch.zeros(n, 2, 3, device=device, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 0, 2] = w * sign, cx
@@ -175,10 +188,10 @@ def gaussian_blur(x: torch.Tensor, p: float, sigma_min: float, sigma_max: float)
     """Separable gaussian blur, kernel ~10% of the image side (SimCLR), per-image sigma."""
     n, c, h, w = x.shape
     on = _bernoulli(p, n, x.device)
+    sigma = _uniform(sigma_min, sigma_max, n, x.device)     # drawn either way: every rank draws alike
     if not bool(on.any()):
         return x
     k = blur_kernel(h)
-    sigma = _uniform(sigma_min, sigma_max, n, x.device)
     coords = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
     kern = torch.exp(-coords.view(1, k) ** 2 / (2 * sigma.view(n, 1) ** 2))
     kern = kern / kern.sum(1, keepdim=True)

@@ -8,14 +8,17 @@ held-out split the monitors are scored on.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from ssl_bench.data.shapes import SHAPE_CLASSES, generate_shapes
+from ssl_bench.distributed import shard_range
 from ssl_bench.errors import DataError
 
 
@@ -89,15 +92,25 @@ class InMemoryDataModule(pl.LightningDataModule):
     def _split(self, *names: str) -> str:
         return next(n for n in names if n in self.splits)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool, shard: bool = False) -> DataLoader:
+        """A split's loader. Under torch.distributed the training loader is a ``DistributedSampler``
+        (seeded, so the global batch of step k holds the same images whatever the number of ranks)
+        and ``shard=True`` gives this rank its contiguous part of an evaluation split."""
         data: Dataset = self.splits[split]
         per_image = train and self.views is not None
         if per_image:
             data = ViewImages(self.splits[split], self.views)
+        sampler = None
+        if train and dist.is_available() and dist.is_initialized():
+            sampler = DistributedSampler(data, shuffle=True, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
+                                         drop_last=True)
+        elif shard:
+            data = Subset(data, shard_range(len(data)))
         return DataLoader(
             data,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             drop_last=train,
             num_workers=self.num_workers,
             collate_fn=None if per_image else _batch_identity,
@@ -109,7 +122,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         return self._loader("train", True)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._loader(self._split("monitor_bank", "bank", "train"), False), self._loader("val", False)]
+        """[kNN bank, monitored split], each sharded over the ranks (the method gathers the features)."""
+        return [self._loader(self._split("monitor_bank", "bank", "train"), False, shard=True),
+                self._loader("val", False, shard=True)]
 
     def eval_loaders(self, split: str = "test") -> tuple[DataLoader, DataLoader]:
         """(bank = unaugmented labelled training images, queries = ``split``) for the initial / final

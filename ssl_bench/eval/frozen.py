@@ -1,6 +1,10 @@
 """Evaluation of a frozen backbone: features extracted once, then kNN, linear probe, RankMe and
 the collapse monitor. Used on the random-init backbone before training (``init/*``) and on the
-trained one after it (``test/*``), on the held-out test split."""
+trained one after it (``test/*``), on the held-out test split.
+
+Under torch.distributed each rank extracts the features of its shard of the images and the shards
+are gathered; every rank then computes the same metrics from the same features (so their random
+number generators stay in step for the training that follows)."""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import math
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
+from ssl_bench.distributed import gather, shard_range
 from ssl_bench.eval.knn import knn_accuracy
 from ssl_bench.eval.linear import fit_linear_probe
 from ssl_bench.eval.metrics import normalized_std, rankme
@@ -33,14 +38,24 @@ def extract(model: Any, loader: DataLoader, device: torch.device, with_embedding
     return out + (torch.cat(embs),) if with_embedding else out
 
 
+def shard(loader: DataLoader) -> DataLoader:
+    """This rank's contiguous part of an evaluation loader (the loader itself in one process)."""
+    n = len(loader.dataset)  # type: ignore[arg-type]
+    part = shard_range(n)
+    if len(part) == n:
+        return loader
+    return DataLoader(Subset(loader.dataset, part), batch_size=loader.batch_size, shuffle=False,
+                      num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory)
+
+
 def evaluate_frozen(model: Any, bank_loader: DataLoader, query_loader: DataLoader, num_classes: int,
                     eval_cfg: Any, seed: int = 0, device: str | torch.device | None = None) -> dict[str, float]:
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     original = next(model.parameters()).device
     model.to(device)
     try:
-        bank, bank_y = extract(model, bank_loader, device)
-        query, query_y, z = extract(model, query_loader, device, with_embedding=True)
+        bank, bank_y = (gather(t) for t in extract(model, shard(bank_loader), device))
+        query, query_y, z = (gather(t) for t in extract(model, shard(query_loader), device, with_embedding=True))
     finally:
         model.to(original)
     linear = fit_linear_probe(bank, bank_y, query, query_y, num_classes, epochs=eval_cfg.linear_epochs,

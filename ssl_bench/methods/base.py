@@ -23,6 +23,7 @@ from torch import nn
 
 from ssl_bench.config import Eval
 from ssl_bench.data.augment import BatchAugment, Normalize, views_from_config
+from ssl_bench.distributed import gather
 from ssl_bench.eval.export import export_backbone
 from ssl_bench.eval.frozen import evaluate_frozen
 from ssl_bench.eval.knn import knn_accuracy
@@ -111,9 +112,11 @@ class SSLMethod(pl.LightningModule):
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
 
-    def on_fit_start(self) -> None:
-        if self._channels_last:
+    def setup(self, stage: str) -> None:
+        if self._channels_last:   # before the strategy wraps the module (DDP's gradient buckets follow its layout)
             self.to(memory_format=torch.channels_last)
+
+    def on_fit_start(self) -> None:
         if self.cfg.trainer.get("compile", False):
             self.backbone.compile()      # in place: parameter names and checkpoints stay unchanged
 
@@ -140,13 +143,14 @@ class SSLMethod(pl.LightningModule):
         labelled = y >= 0                  # -1: unlabelled images (e.g. STL-10 unlabeled) train no probe
         n_lab = labelled.sum().clamp(min=1)
         probe_loss = F.cross_entropy(logits, y, ignore_index=-1, reduction="sum") / n_lab
-        n = y.shape[0]
-        self.log("train/loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        n, sync = y.shape[0], self.trainer.world_size > 1      # several ranks: values averaged over them
+        self.log("train/loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=n,
+                 sync_dist=sync)
         if batch_idx % self.trainer.log_every_n_steps == 0:   # monitors: sampled, each self.log has a cost
             z = F.normalize(out.embedding.detach().float(), dim=1)
             acc = ((logits.argmax(1) == y) & labelled).sum() / n_lab
             self.log_dict({"train/online_probe_acc": acc, "train/z_std": z.std(0).mean()},
-                          on_step=True, on_epoch=True, batch_size=n)
+                          on_step=True, on_epoch=True, batch_size=n, sync_dist=sync)
         return out.loss + probe_loss
 
     # --- monitors ----------------------------------------------------------------------------------
@@ -165,10 +169,8 @@ class SSLMethod(pl.LightningModule):
             return
         bank, bank_y = parts[0]
         feats, y, z, logits = parts[1]
-        if self.trainer.world_size > 1:
-            bank, bank_y, feats, y, z, logits = (
-                self.all_gather(t).flatten(0, 1) for t in (bank, bank_y, feats, y, z, logits)
-            )
+        if self.trainer.world_size > 1:   # each rank scored its shard: all of them, in order, on every rank
+            bank, bank_y, feats, y, z, logits = (gather(t) for t in (bank, bank_y, feats, y, z, logits))
         e = self.cfg.eval
         self.log_dict(
             {
@@ -177,7 +179,7 @@ class SSLMethod(pl.LightningModule):
                 "val/z_std": normalized_std(z),
                 "val/rankme": rankme(feats),
             },
-            rank_zero_only=True,
+            sync_dist=self.trainer.world_size > 1,     # the same values on every rank: the mean is the value
         )
 
     # --- optimisation -------------------------------------------------------------------------------

@@ -95,9 +95,12 @@ class MLM(pl.LightningModule):
                 "lower optim.base_lr or add warmup (optim.warmup_epochs)"
             )
         self._tokens = self._tokens + attn.sum()   # stays on the device: no per-step sync
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=ids.shape[0])
+        sync = self.trainer.world_size > 1                  # several ranks: values averaged over them
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=ids.shape[0],
+                 sync_dist=sync)
         if batch_idx % self.trainer.log_every_n_steps == 0:   # sampled, as the image methods' monitors
-            self.log("train/masked_acc", correct / n, on_step=True, on_epoch=True, batch_size=ids.shape[0])
+            self.log("train/masked_acc", correct / n, on_step=True, on_epoch=True, batch_size=ids.shape[0],
+                     sync_dist=sync)
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -111,7 +114,8 @@ class MLM(pl.LightningModule):
             tokens = int(self._tokens) * self.trainer.world_size
             self._tokens_total += tokens
             self._seconds_total += seconds
-            self.log("train/tokens_per_s", tokens / seconds, on_step=False, on_epoch=True, batch_size=1)
+            self.log("train/tokens_per_s", tokens / seconds, on_step=False, on_epoch=True, batch_size=1,
+                     sync_dist=self.trainer.world_size > 1)
 
     # --- held-out monitor ----------------------------------------------------------------------------
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
@@ -125,17 +129,21 @@ class MLM(pl.LightningModule):
             return
         loss = (sums[0] / sums[2]).item()
         self.log_dict({"val/loss": loss, "val/ppl": math.exp(min(loss, 700.0)),
-                       "val/masked_acc": (sums[1] / sums[2]).item()}, rank_zero_only=True)
+                       "val/masked_acc": (sums[1] / sums[2]).item()},
+                      sync_dist=self.trainer.world_size > 1)   # the same on every rank: the mean is the value
 
     # --- evaluation (random init and final) --------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, datamodule: Any) -> dict[str, float]:
         """Held-out split under its fixed mask: masked-token loss, perplexity (exp of the mean NLL),
         accuracy, and the unigram baseline's perplexity on the same positions."""
+        from ssl_bench.distributed import all_sum
+        from ssl_bench.eval.frozen import shard
+
         was_training = self.training
         self.eval()
         nll_sum, uni_sum, correct_sum, count = 0.0, 0.0, 0, 0
-        for batch in datamodule.heldout_loader():
+        for batch in shard(datamodule.heldout_loader()):     # this rank's part; the sums are added up
             ids, attn, labels = (t.to(self.device) for t in batch)
             nll, correct, target = masked_nll(self.model, ids, attn, labels)
             nll_sum += nll.item()
@@ -143,6 +151,8 @@ class MLM(pl.LightningModule):
             correct_sum += int(correct)
             count += target.numel()
         self.train(was_training)
+        sums = all_sum(torch.tensor([nll_sum, uni_sum, correct_sum, count], dtype=torch.float64, device=self.device))
+        nll_sum, uni_sum, correct_sum, count = sums[0].item(), sums[1].item(), int(sums[2].item()), int(sums[3].item())
         if count == 0:
             raise ValueError("the held-out split has no masked token: raise data.heldout_fraction")
         loss = nll_sum / count

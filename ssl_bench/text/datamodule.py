@@ -18,8 +18,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from tokenizers import ByteLevelBPETokenizer
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from ssl_bench.distributed import world
 from ssl_bench.errors import DataError
 from ssl_bench.text.corpus import embedded_documents, heldout_split, pack, read_text_files, sentences
 from ssl_bench.text.masking import IGNORE, MaskingCollator, MaskSpec, StaticMasks, masked_batch
@@ -71,21 +72,25 @@ class StaticRows(Dataset):
 
 class EpochCopySampler(Sampler[int]):
     """Shuffles the N sequences each epoch (seeded by seed and epoch) and points them at mask copy
-    ``epoch % copies``. Lightning calls ``set_epoch`` before every epoch."""
+    ``epoch % copies``. Lightning calls ``set_epoch`` before every epoch. Under torch.distributed rank
+    r takes positions r, r + world, ... of the epoch's order (as ``DistributedSampler`` does)."""
 
     def __init__(self, n: int, copies: int, seed: int):
         self.n, self.copies, self.seed, self.epoch = n, copies, seed, 0
+        self.rank, self.world = world()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.world
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         offset = (self.epoch % self.copies) * self.n
-        return iter((torch.randperm(self.n, generator=g) + offset).tolist())
+        order = torch.randperm(self.n, generator=g) + offset
+        return iter(order[: len(self) * self.world][self.rank::self.world].tolist())
+
 
 
 def _identity(batch: Any) -> Any:
@@ -155,14 +160,21 @@ class TextDataModule(pl.LightningDataModule):
             static = StaticMasks(self.train_ids, self.spec, self.static_copies, self.seed)
             sampler = EpochCopySampler(self.train_ids.shape[0], self.static_copies, self.seed)
             return DataLoader(StaticRows(static), sampler=sampler, collate_fn=_identity, **common)
-        return DataLoader(Rows(self.train_ids), shuffle=True, collate_fn=MaskingCollator(self.spec), **common)
+        rows = Rows(self.train_ids)
+        if torch.distributed.is_initialized():
+            sampler = DistributedSampler(rows, shuffle=True, seed=self.seed, drop_last=True)
+            return DataLoader(rows, sampler=sampler, collate_fn=MaskingCollator(self.spec), **common)
+        return DataLoader(rows, shuffle=True, collate_fn=MaskingCollator(self.spec), **common)
 
     def heldout_loader(self) -> DataLoader:
         return DataLoader(self.heldout, batch_size=self.eval_batch_size, shuffle=False, collate_fn=_identity,
                           num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return self.heldout_loader()
+        """The held-out split, sharded over the ranks (the module adds up their sums)."""
+        from ssl_bench.eval.frozen import shard
+
+        return shard(self.heldout_loader())
 
 
 def build_text_datamodule(cfg: Any) -> TextDataModule:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ssl_bench.distributed import world
 from ssl_bench.text.tokenizer import MASK, NUM_SPECIAL, PAD
 
 IGNORE = -100
@@ -75,7 +76,15 @@ class MaskingCollator:
 
     def __call__(self, batch: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ids = batch if isinstance(batch, torch.Tensor) else torch.stack(list(batch))
-        return masked_batch(ids, self.spec, self.generator)
+        rank, size = world()
+        if size == 1:
+            return masked_batch(ids, self.spec, self.generator)
+        # every rank draws the masks of the whole global batch (same RNG state on every rank) and keeps
+        # the rows of its own sequences (interleaved by the distributed sampler: rank r holds rows r,
+        # r + world, ...), so a sequence gets the same mask whatever the number of ranks
+        out = masked_batch(ids.repeat_interleave(size, 0), self.spec, self.generator)
+        return tuple(t[rank::size] for t in out)  # type: ignore[return-value]
+
 
 
 class StaticMasks:

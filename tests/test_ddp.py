@@ -1,0 +1,131 @@
+"""Multi-process runs through the command a user types (CPU, gloo): ``trainer.devices=2`` with the
+default W&B logger gives one record, one W&B run, one summary, one export and one checkpoint; two
+processes at batch B/2 (global BatchNorm, gathered negatives) train what one process at batch B
+trains; the masked LM, a sweep and torchrun work the same way."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssl_bench.tracking.record import find_records, load_record
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = [o for o in TINY if not o.startswith(("data.batch_size", "logger", "trainer.checkpoint"))] + [
+    "trainer.max_epochs=2", "trainer.num_threads=1", "trainer.log_every_n_steps=1", "trainer.checkpoint=true"]
+# 256 training images: 4 steps of 64 per epoch; two ranks see the same global batches
+ONE = ["trainer.strategy=ddp", "trainer.devices=1", "data.batch_size=64"]
+TWO = ["trainer.strategy=ddp", "trainer.devices=2", "data.batch_size=32"]
+LOSS_RTOL = 5e-3          # epoch-mean training loss, 1 vs 2 processes (float rounding grows through AdamW)
+FIRST_EPOCH_RTOL = 1e-3   # the first epoch: the same images, views and initial weights
+EVAL_ATOL = 4 / 64        # final accuracies: a few of the 64 test images may flip
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "home" / ".netrc"), WANDB_SILENT="true",
+               PYTHONPATH=str(ROOT), WANDB_CONFIG_DIR=str(tmp_path / "home" / "wandb"))
+    return env
+
+
+def ssl_bench(tmp_path: Path, *args: str, cmd: tuple[str, ...] = (sys.executable, "-m", "ssl_bench.app"),
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=_env(tmp_path),
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def _structure(record: dict) -> dict:
+    """The record's keys (and those of its metric sections), not its values."""
+    return {k: sorted(v) if isinstance(v, dict) and k in ("init", "final", "best", "timings") else None
+            for k, v in record.items()} | {"epoch_keys": sorted(record["epochs"][0])}
+
+
+@pytest.fixture(scope="module")
+def simclr(tmp_path_factory):
+    """SimCLR: 1 process at batch 64 and 2 processes at 32 (the second with the default W&B logger)."""
+    tmp = tmp_path_factory.mktemp("simclr")
+    one = ssl_bench(tmp, *BASE, *ONE, "logger=none", "hydra.run.dir=one")
+    two = ssl_bench(tmp, *BASE, *TWO, "logger=wandb", "hydra.run.dir=two")
+    return tmp, one, two
+
+
+def _close(a: dict, b: dict) -> None:
+    assert [e["step"] for e in a["epochs"]] == [e["step"] for e in b["epochs"]]
+    for ea, eb in zip(a["epochs"], b["epochs"]):
+        assert eb["train/loss"] == pytest.approx(ea["train/loss"], rel=LOSS_RTOL), (ea["epoch"], ea, eb)
+    for key in ("knn_acc", "linear_acc"):
+        assert abs(a["final"][key] - b["final"][key]) <= EVAL_ATOL, key
+    assert a["init"] == b["init"]          # the same random-init network, evaluated sharded
+
+
+def test_two_processes_with_the_default_logger_make_one_of_everything(simclr):
+    tmp, _, proc = simclr
+    run = tmp / "two"
+    assert find_records(tmp / "two") == [run / "record.json"]
+    rec = load_record(run)
+    assert rec["status"] in ("finished", "collapsed") and rec["distributed"] == {"world_size": 2,
+                                                                              "launcher": "ssl-bench"}
+    assert proc.stdout.count("ssl-bench run:") == 1                        # one summary
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 1            # one W&B run
+    assert rec["wandb"]["mode"] == "offline" and rec["wandb"]["id"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert (run / "backbone.pt").is_file() and rec["export"] == str(run / "backbone.pt")
+    assert rec["timings"]["img_per_s"] > 0                                  # global images per second
+    assert rec["config"]["data"]["batch_size"] == 32
+
+
+def test_two_processes_at_half_the_batch_train_what_one_process_trains(simclr):
+    tmp, _, _ = simclr
+    one, two = load_record(tmp / "one"), load_record(tmp / "two")
+    _close(one, two)
+    assert _structure(one) == _structure(two)
+    # the first epoch starts from the same weights on the same views: closer than the later ones
+    assert two["epochs"][0]["train/loss"] == pytest.approx(one["epochs"][0]["train/loss"], rel=FIRST_EPOCH_RTOL)
+
+
+@pytest.mark.parametrize("method", ["byol", "simsiam"])
+def test_byol_and_simsiam_agree_too(tmp_path, method):
+    heads = ["method.predictor_head.hidden_dim=64", "method.predictor_head.out_dim=32"]
+    one = ssl_bench(tmp_path, *BASE, *ONE, f"method={method}", *heads, "logger=none", "hydra.run.dir=one")
+    two = ssl_bench(tmp_path, *BASE, *TWO, f"method={method}", *heads, "logger=none", "hydra.run.dir=two")
+    assert one.returncode == two.returncode == 0
+    _close(load_record(tmp_path / "one"), load_record(tmp_path / "two"))
+
+
+def test_masked_lm_with_two_processes(tmp_path):
+    proc = ssl_bench(tmp_path, "method=mlm", "trainer.devices=2", "trainer.max_epochs=1", "trainer.num_threads=1",
+                     "trainer.enable_progress_bar=false", "data.batch_size=8", "eval.every_n_epochs=1",
+                     "logger=wandb", "hydra.run.dir=run")
+    rec = load_record(tmp_path / "run")
+    assert rec["status"] == "finished" and rec["distributed"]["world_size"] == 2
+    assert rec["final"]["ppl"] < rec["init"]["ppl"] and rec["final"]["masked_tokens"] == rec["init"]["masked_tokens"]
+    assert proc.stdout.count("ssl-bench run:") == 1 and (tmp_path / "run" / "hf_export").is_dir()
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
+
+
+def test_a_sweep_of_two_process_jobs_logs_one_wandb_run_per_job(tmp_path):
+    ssl_bench(tmp_path, "-m", *BASE, *TWO, "logger=wandb", "hydra.sweep.dir=sweep", "seed=0,1")
+    records = find_records(tmp_path / "sweep")
+    assert len(records) == 2
+    for path in records:
+        rec = load_record(path)
+        assert rec["status"] in ("finished", "collapsed") and rec["distributed"]["world_size"] == 2
+        assert len(list((path.parent / "wandb").glob("offline-run-*"))) == 1
+    assert len({load_record(p)["wandb"]["id"] for p in records}) == 2
+
+
+def test_torchrun_launches_the_app(tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    proc = ssl_bench(tmp_path, *BASE, "trainer.strategy=ddp", "trainer.devices=2", "data.batch_size=32",
+                     "logger=wandb", "hydra.run.dir=run",
+                     cmd=(torchrun, "--standalone", "--nproc_per_node=2", "-m", "ssl_bench.app"))
+    rec = load_record(tmp_path / "run")
+    assert rec["status"] in ("finished", "collapsed") and rec["distributed"] == {"world_size": 2, "launcher": "torchrun"}
+    assert proc.stdout.count("ssl-bench run:") == 1 and find_records(tmp_path) == [tmp_path / "run" / "record.json"]
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
