@@ -102,8 +102,9 @@ def test_sweep_runs_as_a_slurm_job_array(slurm_cluster, sweep, tmp_path):  # noq
 
 @pytest.mark.slurm
 def test_job_signalled_before_its_time_limit_is_requeued_and_resumes(slurm_cluster, sweep, tmp_path):  # noqa: F811
-    """SIGUSR1 (what SLURM sends signal_delay_s before the limit): Lightning saves hpc_ckpt_1.ckpt
-    and requeues the job; the same job runs again and, with resume=auto, continues from last.ckpt."""
+    """SIGUSR1 (what SLURM sends signal_delay_s before the limit): the job requeues itself, SLURM ends
+    the attempt with SIGTERM (recorded as interrupted), the same job runs again and continues from
+    last.ckpt with the same record and run id."""
     epochs = 40
     cmd = _submit(sweep, "seed=0", "resume=auto", "trainer.checkpoint=true", f"trainer.max_epochs={epochs}",
                   "eval.every_n_epochs=5", "eval.initial=false", "eval.collapse_threshold=0")
@@ -131,9 +132,46 @@ def test_job_signalled_before_its_time_limit_is_requeued_and_resumes(slurm_clust
     assert record["status"] == "finished"
     assert record["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
     assert [e["epoch"] for e in record["epochs"]] == list(range(epochs))
-    assert (run_dir / "hpc_ckpt_1.ckpt").is_file()          # Lightning's save on the signal
+    assert [a["status"] for a in record["attempts"]] == ["interrupted"] and record["attempt"] == 2
+    assert not list(run_dir.glob("hpc_ckpt_*.ckpt"))       # no mid-epoch save: last.ckpt is what resumes
     log = (sweep / ".submitit" / job_id / f"{job_id}_0_log.out").read_text()
-    assert f"Requeued SLURM job: {job_id}" in log and "resuming from" in log
+    assert f"requeued SLURM job {job_id}" in log and "resuming from" in log
     assert log.count(f"JobEnvironment(job_id={job_id},") == 2   # the same job, started twice
     _wait_for(lambda: [state for _, state in _sacct(job_id)] == ["REQUEUED", "COMPLETED"],
               "sacct to list the requeued run and the completed one", 30)
+
+
+@pytest.mark.slurm
+def test_a_two_task_job_trains_as_ddp_and_a_requeue_continues_it(slurm_cluster, sweep, tmp_path):  # noqa: F811
+    """hydra.launcher.tasks_per_node=2: each job is 2-rank DDP under srun (ranks from SLURM's
+    environment); SIGUSR1 requeues it and the requeued 2-rank job continues the same record and
+    W&B run."""
+    epochs = 30
+    cmd = _submit(sweep, "seed=0", "hydra.launcher.tasks_per_node=2", "trainer.devices=2", "trainer.strategy=ddp",
+                  "data.batch_size=32", "resume=auto", "trainer.checkpoint=true", f"trainer.max_epochs={epochs}",
+                  "eval.every_n_epochs=10", "eval.initial=false", "eval.collapse_threshold=0", "logger=wandb",
+                  "logger.mode=offline")
+    with open(tmp_path / "submitter.log", "w+") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            run_dir = sweep / "0"
+            _wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").is_file(), "the first epoch", 120)
+            first = json.loads((run_dir / "record.json").read_text())
+            job_id = _job_folders(sweep)[0].name
+            subprocess.run(["scancel", "--signal=USR1", job_id], check=True, timeout=30)
+            _wait_for(lambda: "PENDING" in subprocess.run(["squeue", "-h", "-o", "%T", "-j", job_id],
+                                                          capture_output=True, text=True, timeout=30).stdout,
+                      "the job to be requeued", 60)
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
+            assert proc.wait(timeout=240) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"] == "finished" and record["distributed"] == {"world_size": 2, "launcher": "slurm"}
+    assert [a["status"] for a in record["attempts"]] == ["interrupted"]
+    assert record["run_id"] == first["run_id"] and record["wandb"]["id"] == first["wandb"]["id"]
+    assert [e["epoch"] for e in record["epochs"]] == list(range(epochs))
+    log = (sweep / ".submitit" / job_id / f"{job_id}_0_log.out").read_text()
+    assert f"requeued SLURM job {job_id}" in log and "resuming from" in log
+    assert log.count(f"JobEnvironment(job_id={job_id},") == 2 and "global_rank=0(2)" in log

@@ -1,4 +1,5 @@
-"""Lightning callbacks that feed the run record: epoch throughput and per-epoch metrics."""
+"""Lightning callbacks of a run: epoch throughput and per-epoch metrics for the record, and the job's
+signal handlers taken back from the Trainer."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ class EpochThroughput(pl.Callback):
         images = trainer.num_training_batches * self.batch_size * trainer.world_size
         self.train_seconds += seconds
         self.images += images
-        pl_module.log(f"train/{self.unit}_per_s", images / seconds)
-        pl_module.log("train/lr", trainer.optimizers[0].param_groups[0]["lr"])
+        sync = trainer.world_size > 1      # global figures: the ranks' values agree (mean over them)
+        pl_module.log(f"train/{self.unit}_per_s", images / seconds, sync_dist=sync)
+        pl_module.log("train/lr", trainer.optimizers[0].param_groups[0]["lr"], sync_dist=sync)
 
 
 class EpochRecorder(pl.Callback):
@@ -51,3 +53,15 @@ class EpochRecorder(pl.Callback):
             if "/" in k and not k.endswith("_step")
         }
         self.record.add_epoch(trainer.current_epoch, trainer.global_step, metrics)
+
+
+class TakeSignals(pl.Callback):
+    """At the start of training (after the Trainer installed its signal handlers) the job's handlers
+    are put back: SIGTERM / SIGINT end the run as ``interrupted`` and SIGUSR1 requeues a SLURM job,
+    with no collective call inside a handler (``ssl_bench.tracking.lifecycle``). Lightning restores
+    the job's handlers when fit ends."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from ssl_bench.tracking.lifecycle import take_back_signals
+
+        take_back_signals()

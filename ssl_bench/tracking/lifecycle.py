@@ -16,6 +16,13 @@ summary (``exit_code`` 0 for finished and collapsed jobs, else 1). SIGTERM (what
 (which turns ``KeyboardInterrupt`` into ``sys.exit(1)``) nor Hydra's job runner (which records
 ``Exception``s and goes on with the sweep) swallows it, and the command exits with 128 + the signal
 number. Signals that arrive while the job is being closed are deferred until it is closed.
+
+Under SLURM, SIGUSR1 (sent ``signal_delay_s`` before the time limit, ``#SBATCH --signal=USR1@N``)
+requeues the job (``scontrol requeue``, from rank 0); SLURM then ends the running job with SIGTERM,
+which records it as ``interrupted``, and the requeued job resumes from its last checkpoint
+(``resume=auto``). Lightning's own handlers (a mid-epoch checkpoint, collectives inside the handler)
+are replaced by these while training runs (``take_back_signals``, called by a callback at the start
+of training): a signal handler that waits on the other ranks can deadlock a multi-process job.
 """
 
 from __future__ import annotations
@@ -35,6 +42,28 @@ from ssl_bench.tracking.record import RunRecord
 log = logging.getLogger("ssl_bench")
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
+REQUEUE = signal.SIGUSR1         # SLURM's warning before the time limit (conf/hydra/launcher/slurm.yaml)
+
+
+def slurm_job_id() -> str | None:
+    """``<array job>_<task>`` or the job id of the SLURM job this process runs in (None outside SLURM)."""
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array is not None:
+        return f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def requeue(job_id: str) -> None:
+    """Ask SLURM to requeue the job (rank 0 only: one request per job)."""
+    import subprocess
+
+    if int(os.environ.get("SLURM_PROCID", "0")) != 0:
+        return
+    result = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60)
+    if result.returncode == 0:
+        log.warning("SIGUSR1: requeued SLURM job %s; it resumes from its last checkpoint", job_id)
+    else:
+        log.warning("SIGUSR1: could not requeue SLURM job %s: %s", job_id, result.stderr.strip())
 
 
 class Interrupted(BaseException):
@@ -59,24 +88,41 @@ class _Signals:
         self.pending: int | None = None
         self.holding = 0
         self.raised = False
+        self.received: int | None = None     # the first SIGTERM / SIGINT, raised or not
 
     def handler(self, signum: int, frame: Any) -> None:
         if os.getpid() != self.pid:          # a forked worker inherited the handler: default behaviour
             if signum == signal.SIGINT:
                 signal.default_int_handler(signum, frame)
             os._exit(128 + signum)
+        if signum == REQUEUE:
+            job = slurm_job_id()
+            if job is not None:
+                requeue(job)                 # SLURM's SIGTERM follows and ends this attempt
+            return
+        self.received = self.received or signum
         if self.holding or self.raised:
             self.pending = self.pending or signum
             return
         self.raised = True
         raise Interrupted(signum)
 
+    @property
+    def signals(self) -> tuple[int, ...]:
+        return (*HANDLED, REQUEUE) if slurm_job_id() is not None else HANDLED
+
     def install(self) -> bool:
         if threading.current_thread() is not threading.main_thread():
             return False
-        for sig in HANDLED:
+        for sig in self.signals:
             self.previous[sig] = signal.signal(sig, self.handler)
         return True
+
+    def take_back(self) -> None:
+        """Our handlers again, over whatever was installed since (Lightning's, during fit)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                signal.signal(sig, self.handler)
 
     def restore(self) -> None:
         for sig, old in self.previous.items():
@@ -117,6 +163,12 @@ def handle_signals() -> Iterator[_Signals | None]:
         raise Interrupted(signals.pending)
 
 
+def take_back_signals() -> None:
+    """The job's signal handlers again, over the ones installed since (Lightning's, during fit)."""
+    if _active is not None:
+        _active.take_back()
+
+
 @contextmanager
 def deferred_signals() -> Iterator[None]:
     """Signals wait until the block is done (closing a record, finishing a W&B run)."""
@@ -143,6 +195,7 @@ class Job:
         self.error: BaseException | None = None   # what made it conclude so (a divergence), if anything
         self.timings: dict[str, Any] = {}
         self._signals: Any = None
+        self._signals_state: Any = None     # a job ended by an error while a signal was arriving: interrupted
 
     def track(self, record: RunRecord) -> RunRecord:
         """The record this job finishes (written now with status ``running``)."""
@@ -152,7 +205,7 @@ class Job:
 
     def __enter__(self) -> Job:
         self._signals = handle_signals()
-        self._signals.__enter__()
+        self._signals_state = self._signals.__enter__()
         try:
             self.lock.acquire()
         except BaseException as err:
@@ -170,8 +223,8 @@ class Job:
         return False
 
     def _close(self, exc: BaseException | None) -> None:
-        status = self.status if exc is None and self.status else ("interrupted" if isinstance(exc, Interrupted)
-                                                                   else "failed")
+        signalled = isinstance(exc, Interrupted) or (exc is not None and getattr(self._signals_state, "received", None))
+        status = self.status if exc is None and self.status else ("interrupted" if signalled else "failed")
         if self.record is not None:
             self.record.finish(status, exc or self.error, **self.timings)
         if self.logger is not False:
