@@ -22,3 +22,21 @@ def test_benchmark_quick_augment_writes_json(tmp_path, repo_root):
     for r in rows:
         assert {"section", "case", "value", "unit", "ratio", "target", "met"} <= set(r)
         assert r["section"] == "augment" and r["unit"] == "img/s" and r["value"] > 0
+
+
+def test_gpu_check_smoke_runs_every_section_on_the_cpu(tmp_path, repo_root):
+    """``gpu_check.py --smoke``: the same three sections through ``ssl-bench`` on tiny CPU settings."""
+    out = tmp_path / "gpu.json"
+    res = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "gpu_check.py"), "--smoke", "--out", str(out),
+                          "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["gpu"] is None and {"command", "torch", "platform", "rows"} <= set(data)
+    sections = [r["section"] for r in data["rows"]]
+    assert sections.count("epoch") == 4 and sections.count("augment") == 2 and sections.count("simsiam") == 1
+    ours = [r for r in data["rows"] if r["section"] == "epoch" and not r["case"].startswith("anchor")]
+    assert [r["case"] for r in ours] == ["SimCLR fp32", "SimCLR channels_last + bf16"]
+    assert all(r["seconds"] > 0 and r["img_per_s"] > 0 for r in ours)
+    curve = next(r for r in data["rows"] if r["section"] == "simsiam")
+    assert len(curve["curve"]) == 2 and all(0 <= v <= 100 for v in curve["curve"])
+    assert "ssl-bench GPU check" in res.stdout and "11.9 s/epoch" in res.stdout   # the table, anchors included
