@@ -155,15 +155,23 @@ class LocalRanks:
         self._watch = threading.Thread(target=self._watcher, daemon=True)
         self._watch.start()
 
+    def ended_early(self) -> str | None:
+        """``rank 1 ended early (signal 9)...`` when a started rank has ended with an error or a kill
+        (not by SIGTERM / SIGINT, which reach the whole job and are its own outcome)."""
+        for r, p in enumerate(self.procs, start=1):
+            code = p.poll()
+            if code not in (None, 0, 130, 143, -signal.SIGINT, -signal.SIGTERM):
+                how = f"signal {-code}" if code < 0 else f"exit code {code}"
+                return f"rank {r} ended early ({how}); its output says why"
+        return None
+
     def _watcher(self) -> None:
         while not self._closing:
-            for r, p in enumerate(self.procs, start=1):
-                code = p.poll()
-                if code not in (None, 0) and not self._closing:
-                    how = f"signal {-code}" if code < 0 else f"exit code {code}"
-                    self.lost = f"rank {r} ended early ({how}); its output says why"
-                    os.kill(os.getpid(), signal.SIGTERM)
-                    return
+            lost = self.ended_early()
+            if lost and not self._closing:
+                self.lost = lost
+                os.kill(os.getpid(), signal.SIGTERM)      # this rank may be waiting on it: end the job
+                return
             time.sleep(0.2)
 
     def signal(self, signum: int) -> None:
@@ -172,14 +180,15 @@ class LocalRanks:
                 p.send_signal(signum)
 
     def close(self, timeout: float = 60.0) -> list[int | None]:
-        """Wait for the ranks (terminating them after ``timeout`` s); their exit codes."""
+        """Wait for the ranks (killed after ``timeout`` s: a rank blocked in a collective call whose
+        peer is gone does not get to run its signal handler); their exit codes."""
         self._closing = True
         codes: list[int | None] = []
         for p in self.procs:
             try:
                 codes.append(p.wait(timeout=timeout))
             except subprocess.TimeoutExpired:
-                p.terminate()
+                p.kill()
                 codes.append(p.wait())
         return codes
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from ssl_bench.resume import CheckpointInfo, RngState
 from ssl_bench.runfolder import Plan, plan_run
 from ssl_bench.tracking import wandb as wb
 from ssl_bench.tracking.callbacks import EpochRecorder, EpochThroughput, TakeSignals
-from ssl_bench.tracking.lifecycle import Interrupted, Job
+from ssl_bench.tracking.lifecycle import Job
 from ssl_bench.tracking.record import LAST_CHECKPOINT, RunRecord
 
 log = logging.getLogger("ssl_bench")
@@ -115,8 +116,9 @@ def execute(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: st
         distributed.init(ranks, gpu=_uses_gpu(cfg))
         return _execute(cfg, out_dir, overrides, name, sweep_job, ranks, others)
     except BaseException:
-        if others is not None:
-            others.signal(15)
+        if others is not None:      # the job ended early here: the other ranks end too
+            distributed.close()     # their collective calls return (with an error) instead of waiting
+            others.signal(signal.SIGTERM)
             others.close(timeout=10)
         raise
     finally:
@@ -189,9 +191,10 @@ def _execute(cfg: DictConfig, out_dir: Path, overrides: list[str], name: str, sw
         except DivergedError as err:
             job.status, job.error = "diverged", err
             log.error("run diverged: %s", err)
-        except Interrupted as err:
-            if others is not None and others.lost:       # a rank died: the job failed, it was not signalled
-                raise distributed.RankLost(others.lost) from err
+        except BaseException as err:       # a rank died (a kill, an error): the job failed, naming it
+            lost = None if others is None else (others.lost or others.ended_early())
+            if lost:
+                raise distributed.RankLost(lost) from err
             raise
         finally:
             if throughput.train_seconds > 0:

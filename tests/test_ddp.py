@@ -129,3 +129,58 @@ def test_torchrun_launches_the_app(tmp_path):
     assert rec["status"] in ("finished", "collapsed") and rec["distributed"] == {"world_size": 2, "launcher": "torchrun"}
     assert proc.stdout.count("ssl-bench run:") == 1 and find_records(tmp_path) == [tmp_path / "run" / "record.json"]
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
+
+
+def _checkpointed(run: Path) -> int:
+    try:
+        return (load_record(run).get("checkpoint") or {}).get("epoch", -1) + 1
+    except (OSError, ValueError):
+        return 0
+
+
+def _wait(predicate, proc: subprocess.Popen, timeout: float = 300) -> None:
+    import time
+
+    t0 = time.time()
+    while not predicate():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.time() - t0 < timeout, "timed out"
+        time.sleep(0.1)
+
+
+SLOW = [o.replace("data.train_size=256", "data.train_size=1024") for o in BASE if "max_epochs" not in o] + [
+    "trainer.max_epochs=5", "eval.initial=false", "eval.every_n_epochs=5", "logger=none", *TWO]
+
+
+def test_sigterm_ends_every_rank_and_resume_continues(tmp_path):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "ssl_bench.app", *SLOW, "hydra.run.dir=run"], cwd=tmp_path,
+                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait(lambda: _checkpointed(tmp_path / "run") >= 2, proc)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    assert workers and all(not Path(f"/proc/{w}").exists() for w in workers)       # no rank left behind
+    rec = load_record(tmp_path / "run")
+    assert rec["status"] == "interrupted" and rec["checkpoint"]["epoch"] >= 1
+    ssl_bench(tmp_path, *SLOW, "hydra.run.dir=run", "resume=auto")
+    done = load_record(tmp_path / "run")
+    assert done["status"] in ("finished", "collapsed") and [a["status"] for a in done["attempts"]] == ["interrupted"]
+    assert [e["epoch"] for e in done["epochs"]] == list(range(5))
+
+
+def test_a_rank_killed_ends_the_job_as_failed_naming_it(tmp_path):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "ssl_bench.app", *SLOW, "hydra.run.dir=run"], cwd=tmp_path,
+                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait(lambda: _checkpointed(tmp_path / "run") >= 1, proc)
+    (worker,) = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    os.kill(int(worker), signal.SIGKILL)
+    proc.communicate(timeout=180)
+    assert proc.returncode != 0
+    rec = load_record(tmp_path / "run")
+    assert rec["status"] == "failed" and rec["error"]["type"] == "RankLost"
+    assert rec["error"]["message"] == "rank 1 ended early (signal 9); its output says why"
