@@ -100,6 +100,7 @@ def _job(cfg: DictConfig) -> float | None:
     validate(cfg)
     check_resources(cfg)
     from ssl_bench.errors import UserError
+    from ssl_bench.tracking.lifecycle import Interrupted, end_worker_process
     from ssl_bench.train import OtherRankFailed, execute
     from ssl_bench.ui import print_run_summary
 
@@ -116,6 +117,9 @@ def _job(cfg: DictConfig) -> float | None:
         record, action = execute(cfg, out_dir, overrides, _run_name(cfg, overrides), sweep_job=multirun)
     except OtherRankFailed:
         sys.exit(2)                      # rank 0 says why
+    except Interrupted as err:
+        end_worker_process(err)          # a joblib worker: gone, so that the launcher can stop
+        raise
     except UserError as err:
         if not multirun:
             raise

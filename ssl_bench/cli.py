@@ -96,11 +96,12 @@ def guarded(prog: str, app: Callable[[], Any], schema: type | None = None, error
     from omegaconf.errors import OmegaConfBaseException
 
     from ssl_bench.errors import UserError
-    from ssl_bench.tracking.lifecycle import Interrupted
+    from ssl_bench.tracking.lifecycle import Interrupted, forwarded_signals
 
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        app()
+        with forwarded_signals():
+            app()
     except Interrupted as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return err.exit_code

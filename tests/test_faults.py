@@ -63,6 +63,14 @@ def record_of(folder: Path) -> dict:
         return {}
 
 
+def alive(pid: int) -> bool:
+    """A process that still runs (a zombie left for an init that does not reap is not running)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def checkpointed(folder: Path) -> int:
     """How many epochs the checkpoint the record names holds (0: none yet)."""
     entry = record_of(folder).get("checkpoint") or {}
@@ -369,3 +377,27 @@ def test_an_unusable_wandb_key_falls_back_to_offline_quickly(tmp_path):
     out = proc.stdout + proc.stderr
     assert "logging offline instead" in out and "wandb sync" in out
     assert load_record(tmp_path / "run")["wandb"]["mode"] == "offline"
+
+
+def test_sigterm_stops_a_joblib_sweep_with_its_workers(tmp_path):
+    """The quick studies' launcher: two jobs at a time in joblib's worker processes. SIGTERM to the
+    sweep reaches the running jobs (recorded interrupted), no worker is left behind, exit code 143;
+    the re-run resumes them and runs the rest."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SLOW, "logger=none",
+            f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}", "seed=0,1,2,3"]
+    proc = start(tmp_path, *args)
+    wait_for(lambda: checkpointed(sweep / "0") >= 2 and checkpointed(sweep / "1") >= 1, proc, timeout=400)
+    workers = [int(p) for p in subprocess.run(["pgrep", "-f", "-P", str(proc.pid), "loky"], capture_output=True,
+                                               text=True).stdout.split()]
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=180)
+    assert proc.returncode == 143 and workers
+    time.sleep(1)
+    assert not [w for w in workers if alive(w)]                            # the workers ended too
+    assert [record_of(sweep / str(j)).get("status") for j in range(4)] == ["interrupted", "interrupted", None, None]
+    again = cli(tmp_path, *args, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    done = [load_record(sweep / str(j)) for j in range(4)]
+    assert all(r["status"] in RESULTS for r in done)
+    assert [[a["status"] for a in r["attempts"]] for r in done] == [["interrupted"], ["interrupted"], [], []]

@@ -31,6 +31,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,18 @@ def requeue(job_id: str) -> None:
         log.warning("SIGUSR1: requeued SLURM job %s; it resumes from its last checkpoint", job_id)
     else:
         log.warning("SIGUSR1: could not requeue SLURM job %s: %s", job_id, result.stderr.strip())
+
+
+def end_worker_process(err: "Interrupted") -> None:
+    """In a launcher's worker process (joblib's loky workers keep running after a task raises): once
+    the job has recorded its interruption, the process ends with the signal's exit code."""
+    import multiprocessing
+    import sys
+
+    if multiprocessing.current_process().name.startswith("LokyProcess"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(err.exit_code)
 
 
 class Interrupted(BaseException):
@@ -161,6 +174,50 @@ def handle_signals() -> Iterator[_Signals | None]:
         signals.restore()
     if signals.pending is not None and not signals.raised:
         raise Interrupted(signals.pending)
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (Linux ``/proc``; none elsewhere)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@contextmanager
+def forwarded_signals() -> Iterator[None]:
+    """For the process that launches a sweep's jobs: SIGTERM / SIGINT are passed on to its child
+    processes (the joblib launcher's workers, whose jobs then end as ``interrupted``) and end the
+    launcher with ``Interrupted`` (exit code 128 + N). A job running in this process installs its
+    own handlers meanwhile."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    me = os.getpid()
+
+    def forward(signum: int, frame: Any) -> None:
+        children = _children(me)
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 60           # let their jobs record the interruption
+        while any(Path(f"/proc/{c}").exists() and c in _children(me) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in HANDLED}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
 def take_back_signals() -> None:
