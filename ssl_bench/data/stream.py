@@ -24,6 +24,7 @@ worker (the usual "DataLoader memory leak").
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -293,7 +294,7 @@ class StreamDataModule(pl.LightningDataModule):
                                       persistent_workers=persistent and self.num_workers > 0, drop_last=train)
         if isinstance(ds, IterableDataset):      # shards: the dataset splits itself by rank and worker
             rank, world = self._dist() if split_ranks else (0, 1)
-            ds.configure(rank=rank, world_size=world, batch_size=kwargs["batch_size"])
+            ds = copy.copy(ds).configure(rank=rank, world_size=world, batch_size=kwargs["batch_size"])
             epoch_fn = (lambda: int(self.trainer.current_epoch)) if self.trainer is not None else None
             return EpochLoader(ds, epoch_fn=epoch_fn, **kwargs)
         return DataLoader(ds, shuffle=train, **kwargs)
@@ -302,7 +303,9 @@ class StreamDataModule(pl.LightningDataModule):
         return self._loader("train", True)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._loader(self._split("monitor_bank", "bank", "train"), False), self._loader("val", False)]
+        # workers started per monitor pass: persistent ones would sit idle, holding memory, between passes
+        return [self._loader(self._split("monitor_bank", "bank", "train"), False, persistent=False),
+                self._loader("val", False, persistent=False)]
 
     def eval_loaders(self, split: str = "test") -> tuple[Checked, Checked]:
         """(bank = unaugmented labelled training images, queries = ``split``), whole splits, yielding
