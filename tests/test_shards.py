@@ -130,3 +130,17 @@ def test_unreadable_files_when_writing_and_reading(tmp_path, capsys, caplog):
         x, _ = dm.clean(next(iter(dm.train_dataloader())), "train")
         dm.flush()
     assert x.shape[0] == 7 and "skipped 1 unreadable image of 7 in train" in caplog.text
+
+
+def test_storage_and_index_mismatches_are_one_line(sharded):
+    from ssl_bench.data.images import DatasetMissing
+
+    src, dst = sharded
+    with pytest.raises(DatasetMissing, match=r"data.storage=shards: .*index.json is missing; write the shards with "
+                                             r"`python -m ssl_bench.data.shard IMAGE_FOLDER "):
+        build_datamodule(folder_cfg(src, storage="shards"), augment_cfg())
+    with pytest.raises(DatasetMissing, match=r"holds shards .*index.json.*use data.storage=shards or auto"):
+        build_datamodule(folder_cfg(dst, storage="stream"), augment_cfg())
+    with pytest.raises(DatasetMissing, match=r"has the splits test, train; 'val' \(data.train, data.eval_train or "
+                                             r"data.test\) is not among them"):
+        build_datamodule(folder_cfg(dst, storage="shards", test="val"), augment_cfg())

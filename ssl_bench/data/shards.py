@@ -32,7 +32,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ssl_bench.data.images import DatasetMissing
 from ssl_bench.data.shard import FORMAT, INDEX
-from ssl_bench.data.stream import EvalReader, Item, _error
+from ssl_bench.data.stream import EvalReader, Item, error_text
 
 META = {"__key__", "__url__", "__local_path__", "cls"}
 # Lightning warns that a sized IterableDataset may be miscounted by workers; these size themselves per worker
@@ -224,9 +224,9 @@ class TrainShards(_Shards):
                 item = Item(self.reader(io.BytesIO(data)), label, original, -1, "")
             except Exception as err:
                 if last is None:
-                    pending.append((original, _error(err)))
+                    pending.append((original, error_text(err)))
                     continue
-                yield last._replace(bad=original, error=_error(err))
+                yield last._replace(bad=original, error=error_text(err))
                 continue
             for bad, error in pending:
                 yield item._replace(bad=bad, error=error)
@@ -250,7 +250,7 @@ class EvalShards(_Shards):
             try:
                 yield Item(self.reader(io.BytesIO(data)), label, original, -1, "")
             except Exception as err:
-                yield Item(self.reader.blank(), -1, original, original, _error(err))
+                yield Item(self.reader.blank(), -1, original, original, error_text(err))
 
 
 def shard_datasets(cfg: Any, reader: Any) -> tuple[dict[str, Any], tuple[str, ...]]:

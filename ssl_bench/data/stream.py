@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from ssl_bench.data import decode as D
-from ssl_bench.data.images import CorruptImage, DatasetMissing, decode, scan_folder, subset_indices
+from ssl_bench.data.images import CorruptImage, decode, scan_folder
 
 log = logging.getLogger("ssl_bench")
 
@@ -164,7 +164,7 @@ class EvalReader:
         return torch.zeros(3, self.size, self.size, dtype=torch.uint8)
 
 
-def _error(err: Exception) -> str:
+def error_text(err: Exception) -> str:
     text = str(err).splitlines()[0] if str(err) else ""
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
@@ -191,7 +191,7 @@ class TrainFiles(Dataset):
                 return Item(self.reader(f.path(j)), int(f.labels[j]), int(f.ids[j]), bad, error)
             except Exception as err:      # PIL raises several types for truncated / non-image files
                 if bad < 0:
-                    bad, error = int(f.ids[j]), _error(err)
+                    bad, error = int(f.ids[j]), error_text(err)
         raise CorruptImage(f"{MAX_TRIES} unreadable images in a row from {self.files.path(i)} on "
                            f"(first: {error}); is the data folder intact?")
 
@@ -213,7 +213,7 @@ class EvalFiles(Dataset):
         try:
             return Item(self.reader(self.files.path(i)), int(self.files.labels[i]), image_id, -1, "")
         except Exception as err:
-            return Item(self.reader.blank(), -1, image_id, image_id, _error(err))
+            return Item(self.reader.blank(), -1, image_id, image_id, error_text(err))
 
 
 class EpochLoader(DataLoader):
