@@ -16,6 +16,7 @@ Sections (``--only`` takes a comma-separated subset):
 
 Compared cases run alternately (A, B, A, B, ...) in one process so drift hits both; a figure is
 the median over rounds of the per-round median step time (the first steps of a round are warm-up).
+Image loading at 224 px (streaming, shards, torchvision's per-image loader): benchmarks/data_pipeline.py.
 """
 
 from __future__ import annotations

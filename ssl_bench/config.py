@@ -209,10 +209,23 @@ class FolderData(RealImages):
     on_corrupt: str = choice("skip", "skip", "error")
     cache_dir: Any = "~/.cache/ssl-bench/imagefolder"
     decode_workers: int = num(2, lo=0)
+    storage: str = choice("auto", "auto", "memory", "stream", "shards")   # ssl_bench/data/storage.py
+    memory_budget_gb: float = num(8.0, lo=0)     # auto: memory when the decoded images fit (per process)
+    decode: str = choice("cpu", "cpu", "device")   # stream / shards: device = nvJPEG on the training GPU
+    shuffle_buffer: int = num(1000, lo=1)        # shards: images mixed per loader worker
+
+
+@dataclass
+class ImageNetData(FolderData):
+    """ImageNet-1k and the ImageNet-100 subset: image folders (or their shards) of a fixed layout."""
+    name: str = choice("imagenet", "imagenet", "imagenet100")
+    eval_train: str = "train"
+    test: str = "val"
 
 
 DATA: dict[str, type] = {"shapes": Data, "text_embedded": TextData, "text_files": TextData, "cifar10": CifarData,
-                         "cifar100": CifarData, "stl10": STL10Data, "imagefolder": FolderData}
+                         "cifar100": CifarData, "stl10": STL10Data, "imagefolder": FolderData,
+                         "imagenet": ImageNetData, "imagenet100": ImageNetData}
 TEXT_METHODS = ("mlm",)
 
 

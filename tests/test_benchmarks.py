@@ -40,3 +40,19 @@ def test_gpu_check_smoke_runs_every_section_on_the_cpu(tmp_path, repo_root):
     curve = next(r for r in data["rows"] if r["section"] == "simsiam")
     assert len(curve["curve"]) == 2 and all(0 <= v <= 100 for v in curve["curve"])
     assert "ssl-bench GPU check" in res.stdout and "11.9 s/epoch" in res.stdout   # the table, anchors included
+
+
+def test_data_pipeline_benchmark_smoke_run_writes_json(tmp_path, repo_root):
+    """benchmarks/data_pipeline.py: every loader case runs on a few generated ImageNet-sized JPEGs."""
+    out = tmp_path / "data.json"
+    res = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "data_pipeline.py"), "--only", "throughput",
+                          "--workers", "1", "--images", "40", "--pass-images", "16", "--rounds", "1",
+                          "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert {"command", "machine", "loadavg", "rows"} <= set(data)
+    cases = {r["case"] for r in data["rows"]}
+    assert {"torchvision ImageFolder + PIL + v2 per image, 1 worker", "stream (ours), 1 worker",
+            "shards (ours), 1 worker"} <= cases
+    assert all(r["value"] > 0 and r["unit"] == "img/s" for r in data["rows"])
+    assert all(r["ratio"] > 0 for r in data["rows"] if not r["case"].startswith("torchvision"))

@@ -184,3 +184,21 @@ def test_a_rank_killed_ends_the_job_as_failed_naming_it(tmp_path):
     rec = load_record(tmp_path / "run")
     assert rec["status"] == "failed" and rec["error"]["type"] == "RankLost"
     assert rec["error"]["message"] == "rank 1 ended early (signal 9); its output says why"
+
+
+def test_two_processes_stream_an_image_folder(tmp_path):
+    """``data.storage=stream`` under ``trainer.devices=2``: the ranks split the file list (as many global
+    steps as one process at twice the batch), evaluations sharded and gathered once (the same figures)."""
+    from tests.test_stream import write_folder
+
+    write_folder(tmp_path / "imgs", n_per_class=32, size=32)          # 96 train / 96 test images
+    base = [o for o in BASE if not o.startswith(("data.train_size", "data.test_size", "data.val_size"))] + [
+        "data=imagefolder", f"data.root={tmp_path / 'imgs'}", "data.storage=stream", "data.num_workers=1",
+        "data.val_size=32", "data.image_size=32", "data.cache_dir=null", "trainer.max_epochs=1", "logger=none",
+        "augment.crop_min_scale=1.0", "augment.flip_p=0.0"]
+    ssl_bench(tmp_path, *base, "trainer.strategy=ddp", "trainer.devices=1", "data.batch_size=32", "hydra.run.dir=one")
+    ssl_bench(tmp_path, *base, *TWO[:2], "data.batch_size=16", "hydra.run.dir=two")
+    one, two = load_record(tmp_path / "one"), load_record(tmp_path / "two")
+    assert {one["status"], two["status"]} <= {"finished", "collapsed"} and two["distributed"]["world_size"] == 2
+    assert two["init"] == one["init"]                                 # the same 96 test images, each once
+    assert two["epochs"][0]["step"] == one["epochs"][0]["step"] == 3

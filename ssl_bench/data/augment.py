@@ -209,9 +209,20 @@ def solarize(x: torch.Tensor, p: float, threshold: float = 0.5) -> torch.Tensor:
     return torch.where(on & (x >= threshold), 1.0 - x, x)
 
 
-def apply_view(x: torch.Tensor, v: ViewAug, out_size: int) -> torch.Tensor:
-    """One view of a float batch in [0, 1]; returns a float batch in [0, 1]."""
-    x = resized_crop_flip(x, out_size, v.crop_min_scale, v.crop_max_scale, v.flip_p)
+def flip(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Horizontal flip of each image with probability ``p`` (views the loader already cropped)."""
+    on = _bernoulli(p, x.shape[0], x.device).view(-1, 1, 1, 1)
+    return torch.where(on, x.flip(-1), x)
+
+
+def apply_view(x: torch.Tensor, v: ViewAug, out_size: int, cropped: bool = False) -> torch.Tensor:
+    """One view of a float batch in [0, 1]; returns a float batch in [0, 1]. ``cropped``: the loader
+    already drew and applied the random resized crop (``data.storage=stream|shards``), so only the
+    flip and the rest of the pipeline run here."""
+    if cropped:
+        x = flip(x, v.flip_p) if v.flip_p > 0 else x
+    else:
+        x = resized_crop_flip(x, out_size, v.crop_min_scale, v.crop_max_scale, v.flip_p)
     if v.has_color:
         x = color_jitter(x, v.color_p, v.brightness, v.contrast, v.saturation, v.hue)
     if v.grayscale_p > 0:
@@ -241,7 +252,10 @@ class Normalize(nn.Module):
 
 
 class BatchAugment(nn.Module):
-    """Turns a batch of images into ``len(views)`` normalised, independently augmented views."""
+    """Turns a batch of images into ``len(views)`` normalised, independently augmented views.
+
+    Input: uint8 images ``[B, C, H, W]`` (each view crops them here), or views already cropped by the
+    loader, ``[B, V, C, size, size]`` (streamed data: the crop was drawn before decoding)."""
 
     def __init__(self, views: Sequence[ViewAug], out_size: int, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
@@ -251,6 +265,12 @@ class BatchAugment(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.ndim == 5:
+            if x.shape[1] != len(self.views):
+                raise ValueError(f"the loader cropped {x.shape[1]} views per image, the augmentation has "
+                                 f"{len(self.views)} (augment.num_views)")
+            return [self.normalize(apply_view(Normalize.to_float(x[:, k]), v, self.out_size, cropped=True),
+                                   already_float=True) for k, v in enumerate(self.views)]
         x = Normalize.to_float(x)
         return [self.normalize(apply_view(x, v, self.out_size), already_float=True) for v in self.views]
 

@@ -1,4 +1,6 @@
 """Datamodules. Images are kept as uint8 tensors; augmentation happens on the training device.
+Image folders (``data=imagefolder|imagenet|imagenet100``) may instead stream from files or shards
+(``data.storage``; ``ssl_bench.data.storage``).
 
 ``InMemoryDataModule`` serves any (images, labels) tensors: the training loader yields raw
 uint8 batches (one tensor gather per batch, no per-sample Python), and the validation loaders
@@ -20,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from ssl_bench.data.shapes import SHAPE_CLASSES, generate_shapes
 from ssl_bench.distributed import shard_range
 from ssl_bench.errors import DataError
+
+FOLDER_DATASETS = ("imagefolder", "imagenet", "imagenet100")   # data.storage: memory | stream | shards | auto
 
 
 class TensorImages(Dataset):
@@ -187,6 +191,12 @@ def build_datamodule(cfg: Any, augment: Any = None) -> Any:
         from ssl_bench.data.augment import TorchvisionViews, views_from_config
 
         views = TorchvisionViews(views_from_config(augment, cfg.image_size), cfg.image_size, cfg.mean, cfg.std)
+    if cfg.name in FOLDER_DATASETS:      # data.storage: memory (below), or files / shards streamed
+        from ssl_bench.data.storage import build_stream_datamodule, resolve_storage
+
+        storage = resolve_storage(cfg)
+        if storage != "memory":
+            return build_stream_datamodule(cfg, augment, storage)
     if cfg.name == "shapes":
         s = int(cfg.generator_seed)
         splits = {
@@ -195,10 +205,10 @@ def build_datamodule(cfg: Any, augment: Any = None) -> Any:
             "test": _shapes(cfg.test_size, cfg.image_size, s + 2, cfg.contrast),
         }
         classes: tuple[str, ...] = SHAPE_CLASSES
-    elif cfg.name in ("cifar10", "cifar100", "stl10", "imagefolder"):
+    elif cfg.name in ("cifar10", "cifar100", "stl10", *FOLDER_DATASETS):
         splits, classes = _real_splits(cfg)
     else:
-        raise ValueError(f"data.name={cfg.name!r}; allowed: shapes, cifar10, cifar100, stl10, imagefolder, "
-                         "text_embedded, text_files")
+        raise ValueError(f"data.name={cfg.name!r}; allowed: shapes, cifar10, cifar100, stl10, imagefolder, imagenet, "
+                         "imagenet100, text_embedded, text_files")
     return InMemoryDataModule(splits, classes, cfg.batch_size, cfg.eval_batch_size, cfg.num_workers,
                               cfg.pin_memory, views)

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 
 import numpy as np
 import torch
@@ -35,6 +35,11 @@ class DatasetMissing(DataError, FileNotFoundError):
 
 class CorruptImage(DataError, ValueError):
     """An image file that cannot be decoded (``data.on_corrupt=error``)."""
+
+
+class DataUnavailable(DatasetMissing):
+    """The data cannot be served as configured (e.g. ``data.decode=device`` without a GPU); reported
+    like a missing dataset: one line, exit code 2."""
 
 
 def _root(root: Any) -> Path:
@@ -149,8 +154,9 @@ def scan_folder(folder: Path, labels: str = "auto") -> tuple[list[Path], list[in
     return files, targets, classes
 
 
-def decode(path: Path, size: int) -> torch.Tensor:
-    """One file -> uint8 [3, size, size]: shorter side resized to ``size``, then centre crop."""
+def decode(path: Path | BinaryIO, size: int) -> torch.Tensor:
+    """One file (a path or an open binary file) -> uint8 [3, size, size]: shorter side resized to
+    ``size``, then centre crop. The evaluation images of every storage mode (memory, stream, shards)."""
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
 
@@ -183,7 +189,8 @@ def decode_all(files: list[Path], size: int, workers: int = 0, on_corrupt: str =
     from rich.progress import Progress
 
     loader = torch.utils.data.DataLoader(_Decoder(files, size), batch_size=256, num_workers=workers,
-                                         collate_fn=lambda b: b)
+                                         collate_fn=lambda b: b,
+                                         generator=torch.Generator())   # leaves the global RNG (seeded run) alone
     out = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
     ok = torch.zeros(len(files), dtype=torch.bool)
     bad: list[tuple[Path, str]] = []
@@ -246,15 +253,19 @@ def load_folder_split(folder: Path, size: int, labels: str, on_corrupt: str, cac
     return images, y, classes
 
 
+def check_folder_root(root: Path, train: Iterable[str], eval_train: str, test: str, name: str = "imagefolder") -> None:
+    if not root.is_dir():
+        raise DatasetMissing(f"data={name}: {root} (data.root) does not exist; expected {root}/<split>/<class>/*.jpg "
+                             f"with splits {', '.join(dict.fromkeys([*train, eval_train, test]))}")
+
+
 def load_imagefolder(root: Any, train: Iterable[str], eval_train: str, test: str, image_size: int,
                      labels: str = "auto", on_corrupt: str = "skip", cache_dir: Any = None,
                      workers: int = 0) -> tuple[dict[str, Split], tuple[str, ...]]:
     """``root/<train...>`` for pretraining (labels optional), ``root/<eval_train>`` and ``root/<test>``
     (class subfolders) for evaluation. A split named twice is decoded once."""
     root = _root(root)
-    if not root.is_dir():
-        raise DatasetMissing(f"data=imagefolder: {root} (data.root) does not exist; expected {root}/<split>/<class>/*.jpg "
-                             f"with splits {', '.join(dict.fromkeys([*train, eval_train, test]))}")
+    check_folder_root(root, train, eval_train, test)
     loaded: dict[str, tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]] = {}
 
     def get(name: str, need_labels: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
@@ -274,13 +285,19 @@ def load_imagefolder(root: Any, train: Iterable[str], eval_train: str, test: str
 
 
 # --- split helpers -------------------------------------------------------------------------------
+def subset_indices(n: int, fraction: float | None = None, size: int | None = None, seed: int = 0) -> torch.Tensor | None:
+    """Sorted indices of a seeded random subset of ``range(n)`` (``fraction`` of it, or ``size``
+    elements); None when the subset is everything. Shared by every storage mode, so a seed selects
+    the same images from memory, from files and from shards."""
+    k = n if size is None and fraction is None else min(n, size if size is not None else max(1, round(n * fraction)))
+    if k >= n:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values
+
+
 def subset(split: Split, fraction: float | None = None, size: int | None = None, seed: int = 0) -> Split:
     """A seeded random subset (``fraction`` of the images, or ``size`` of them), in original order."""
     x, y = split
-    n = x.shape[0]
-    k = n if size is None and fraction is None else min(n, size if size is not None else max(1, round(n * fraction)))
-    if k >= n:
-        return split
-    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values
-    return x[idx], y[idx]
+    idx = subset_indices(x.shape[0], fraction, size, seed)
+    return split if idx is None else (x[idx], y[idx])
 

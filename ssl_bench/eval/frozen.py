@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from ssl_bench.distributed import gather, shard_range
+from ssl_bench.distributed import gather, shard_range, world
 from ssl_bench.eval.knn import knn_accuracy
 from ssl_bench.eval.linear import fit_linear_probe
 from ssl_bench.eval.metrics import normalized_std, rankme
@@ -40,6 +40,8 @@ def extract(model: Any, loader: DataLoader, device: torch.device, with_embedding
 
 def shard(loader: DataLoader) -> DataLoader:
     """This rank's contiguous part of an evaluation loader (the loader itself in one process)."""
+    if hasattr(loader, "sharded"):      # streamed data (ssl_bench.data.stream.Checked) splits itself
+        return loader.sharded() if world()[1] > 1 else loader
     n = len(loader.dataset)  # type: ignore[arg-type]
     part = shard_range(n)
     if len(part) == n:
