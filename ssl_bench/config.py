@@ -26,8 +26,26 @@ def _ratio(total: Any, part: Any) -> int:
     return max(1, int(total) // int(part))
 
 
+_NO_DEFAULT = object()
+
+
+def _lookup(value: Any, table: Any, default: Any = _NO_DEFAULT) -> Any:
+    """``${ssl_bench.lookup:${data.batch_size},{256: 1.0e-4, 2048: 7.0e-4}}``: the entry of ``table`` for
+    ``value`` (``default`` when given and there is none), e.g. a learning rate tuned per batch size, so a
+    sweep over one key sets a paired key too (Hydra sweeps the cartesian product of its keys)."""
+    table = dict(table) if table is not None else {}
+    for key, entry in table.items():
+        if key == value or str(key) == str(value):
+            return entry
+    if default is not _NO_DEFAULT:
+        return default
+    raise ValueError(f"ssl_bench.lookup: no entry for {value!r}; entries: {', '.join(map(str, table)) or 'none'}")
+
+
 if not OmegaConf.has_resolver("ssl_bench.ratio"):
     OmegaConf.register_new_resolver("ssl_bench.ratio", _ratio)
+if not OmegaConf.has_resolver("ssl_bench.lookup"):
+    OmegaConf.register_new_resolver("ssl_bench.lookup", _lookup)
 
 
 def config_dir() -> str:
@@ -149,6 +167,8 @@ class Data(ImageData):
     test_size: int = num(1000, lo=1)
     generator_seed: int = 1234
     contrast: float = num(0.4, lo=0, hi=1)
+    num_classes: int = num(10, lo=2, hi=1000)   # > 10: generated outlines after the ten named shapes
+    palette: int = num(0, lo=0)                 # 0: free colours; K >= 2: colours from K fixed ones
 
 
 @dataclass
@@ -470,6 +490,8 @@ def validate(cfg: DictConfig) -> None:
                               f"method.num_heads={method.num_heads}")
     if text_data and cfg.data.heldout_mask_token_prob + cfg.data.heldout_random_token_prob > 1:
         raise ConfigError("data.heldout_mask_token_prob + data.heldout_random_token_prob must be <= 1")
+    if cfg.data.name == "shapes" and cfg.data.palette == 1:
+        raise ConfigError("data.palette=1 is not allowed; allowed: 0 (free colours) or at least 2 colours")
     if cfg.data.name == "shapes" and cfg.data.batch_size > cfg.data.train_size:
         raise ConfigError(f"data.batch_size={cfg.data.batch_size} is larger than data.train_size={cfg.data.train_size}: "
                           "no full batch can be drawn (batches drop the remainder)")

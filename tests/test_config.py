@@ -10,6 +10,9 @@ from ssl_bench.config import ConfigError, config_dir, validate
 
 CONF = Path(config_dir())
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+# groups of the primary defaults list; the others (study blocks, a study's paired settings) are pulled in
+# by experiments, so a lone option is added with +group=option
+PRIMARY = {next(iter(d)) for d in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml").defaults) if isinstance(d, dict)}
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -23,8 +26,7 @@ def test_every_config_file_composes_and_validates(group, option):
     # text corpora need the text method (method=mlm brings data=text_embedded by itself)
     extra = ["method=mlm"] if group == "data" and option.startswith("text_") else []
     extra += ["data.root=/data/images"] if (group, option) == ("data", "imagefolder") else []   # required key
-    # study blocks are not a choice of the primary config: experiments pull them in (/study@study)
-    cfg = _compose(*extra, f"+{group}={option}" if group == "study" else f"{group}={option}")
+    cfg = _compose(*extra, f"{group}={option}" if group in PRIMARY else f"+{group}={option}")
     validate(cfg)
 
 

@@ -54,3 +54,26 @@ def test_unlabelled_training_images_train_no_probe(cfg_factory):
     model.zero_grad()
     model.training_step((x, torch.arange(8)), 1).backward()
     assert model.probe.weight.grad.abs().sum() > 0
+
+
+def test_byol_target_follows_every_optimizer_step_under_accumulation(tmp_path, monkeypatch):
+    """With accumulate_grad_batches=3 and 10 batches an epoch Lightning steps the optimizer 4 times an
+    epoch (after batches 3, 6, 9 and the last, partial accumulation): the EMA target follows each step."""
+    import ssl_bench.methods.byol as byol
+
+    calls: list[float] = []
+    real = byol.update_momentum
+
+    def counting(online, target, tau):
+        calls.append(tau)                        # two calls per update: backbone, projector
+        real(online, target, tau)
+
+    monkeypatch.setattr(byol, "update_momentum", counting)
+    record = run(make_cfg("method=byol", "data.train_size=320", "data.batch_size=32", "trainer.max_epochs=2",
+                          "trainer.accumulate_grad_batches=3", "eval.initial=false", "eval.final=false"),
+                 tmp_path, [], "byol-accum")
+    assert record["status"] == "finished", record["error"]
+    assert record["epochs"][-1]["step"] == 8
+    taus = calls[::2]
+    assert calls[1::2] == taus and len(taus) == 8   # the old batch-index test skipped the partial steps: 6
+    assert taus == sorted(taus) and taus[-1] == 1.0   # the cosine schedule, one value per optimizer step

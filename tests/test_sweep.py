@@ -15,7 +15,7 @@ FAST = [o for o in TINY if not o.startswith(("logger", "backbone.model_kwargs"))
 
 def _sweep(sweep_dir, *extra):
     cmd = [sys.executable, "-m", "ssl_bench.app", "-m", "experiment=simsiam_stopgrad",
-           f"hydra.sweep.dir={sweep_dir}", *FAST, *extra,
+           f"hydra.sweep.dir={sweep_dir}", "seed=0,1", *FAST, *extra,
            # the second backbone is not a model: those jobs fail at start-up, the others finish
            "backbone.name=convnet,no_such_net", "+backbone.model_kwargs.widths=[8,16,16,32]"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from ssl_bench.data.shapes import SHAPE_CLASSES, generate_shapes
+from ssl_bench.data.shapes import generate_shapes, shape_classes
 from ssl_bench.distributed import shard_range
 from ssl_bench.errors import DataError
 
@@ -137,8 +137,9 @@ class InMemoryDataModule(pl.LightningDataModule):
 
 
 @lru_cache(maxsize=4)
-def _shapes(n: int, size: int, seed: int, contrast: float) -> tuple[torch.Tensor, torch.Tensor]:
-    return generate_shapes(n, image_size=size, seed=seed, contrast=contrast)
+def _shapes(n: int, size: int, seed: int, contrast: float, num_classes: int = 10, palette: int = 0
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    return generate_shapes(n, image_size=size, seed=seed, contrast=contrast, num_classes=num_classes, palette=palette)
 
 
 @lru_cache(maxsize=2)
@@ -198,13 +199,13 @@ def build_datamodule(cfg: Any, augment: Any = None) -> Any:
         if storage != "memory":
             return build_stream_datamodule(cfg, augment, storage)
     if cfg.name == "shapes":
-        s = int(cfg.generator_seed)
+        s, variant = int(cfg.generator_seed), (int(cfg.get("num_classes", 10)), int(cfg.get("palette", 0)))
         splits = {
-            "train": _shapes(cfg.train_size, cfg.image_size, s, cfg.contrast),
-            "val": _shapes(cfg.val_size, cfg.image_size, s + 1, cfg.contrast),
-            "test": _shapes(cfg.test_size, cfg.image_size, s + 2, cfg.contrast),
+            "train": _shapes(cfg.train_size, cfg.image_size, s, cfg.contrast, *variant),
+            "val": _shapes(cfg.val_size, cfg.image_size, s + 1, cfg.contrast, *variant),
+            "test": _shapes(cfg.test_size, cfg.image_size, s + 2, cfg.contrast, *variant),
         }
-        classes: tuple[str, ...] = SHAPE_CLASSES
+        classes: tuple[str, ...] = shape_classes(variant[0])
     elif cfg.name in ("cifar10", "cifar100", "stl10", *FOLDER_DATASETS):
         splits, classes = _real_splits(cfg)
     else:

@@ -39,7 +39,19 @@ jitter and random grayscale; position and scale are those removed by random
 resized crops. Rotation is not removed by the usual augmentations, so its
 range is kept moderate (``MAX_ROTATION`` = 45 degrees).
 
-The same ``(num_images, image_size, seed, contrast)`` always yields
+Variants (the default, 10 classes and free colours, is unchanged by them):
+
+- ``num_classes`` > 10 adds generated classes after the ten named shapes: star-convex outlines
+  whose radius is a random Fourier series in the angle, ``r(t) = 1 + sum_m a_m cos(m t - p_m)``
+  (m = 2..6), one fixed outline per class (seeded by ``CLASS_SEED`` and the class index, so the
+  train, val and test splits share the classes). Many classes make the task fine-grained: a batch
+  of 32 no longer holds every class, so contrastive negatives matter as they do on ImageNet.
+- ``palette`` = K > 0 draws background and object colours from K fixed colours (a pair per image
+  with the luminance gap), instead of from a continuum. With free colours the colour pair of an
+  image is nearly unique, an instance id that two views share when colour jitter is off; with a
+  small palette many images share it, so colour narrows the candidates without identifying one.
+
+The same ``(num_images, image_size, seed, contrast, num_classes, palette)`` always yields
 bit-identical tensors on a given platform.
 """
 
@@ -51,7 +63,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SHAPE_CLASSES", "generate_shapes"]
+__all__ = ["SHAPE_CLASSES", "generate_shapes", "shape_classes"]
 
 SHAPE_CLASSES: tuple[str, ...] = (
     "circle",
@@ -80,6 +92,15 @@ PIXEL_NOISE_STD: float = 0.015
 """Standard deviation of the i.i.d. pixel noise."""
 SUPERSAMPLE: int = 4
 """Rendering resolution factor used for anti-aliasing."""
+
+CLASS_SEED: int = 20260
+"""Seeds the outlines of the generated classes (fixed: every split and data seed shares them)."""
+FOURIER_ORDERS: tuple[int, ...] = (2, 3, 4, 5, 6)
+"""Harmonics of a generated outline's radius; amplitudes uniform in [0, FOURIER_AMPLITUDE / m**0.5]."""
+FOURIER_AMPLITUDE: float = 0.45
+MAX_CLASSES: int = 1000
+PALETTE_SEED: int = 4321
+"""Seeds the fixed colours of ``palette`` mode."""
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 _CHUNK = 512  # images rendered at once at supersampled resolution
@@ -170,6 +191,39 @@ _SHAPES: dict[str, Mask] = {
 assert tuple(_SHAPES) == SHAPE_CLASSES
 
 
+def _fourier_outline(cls: int) -> Mask:
+    """Generated class ``cls``: a star-convex outline, radius a random Fourier series of the angle,
+    scaled so that its largest radius is 0.95 (inside the unit disc)."""
+    g = torch.Generator().manual_seed(CLASS_SEED + cls)
+    orders = torch.tensor(FOURIER_ORDERS, dtype=torch.float32)
+    amp = torch.rand(len(FOURIER_ORDERS), generator=g) * FOURIER_AMPLITUDE / orders.sqrt()
+    phase = torch.rand(len(FOURIER_ORDERS), generator=g) * 2.0 * math.pi
+    t = torch.linspace(0.0, 2.0 * math.pi, 721)
+    radius = 1.0 + (amp[:, None] * torch.cos(orders[:, None] * t - phase[:, None])).sum(0)
+    scale = 0.95 / float(radius.max())
+
+    def mask(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        theta = torch.atan2(v, u)
+        r = torch.ones_like(theta)
+        for m, a, p in zip(FOURIER_ORDERS, amp.tolist(), phase.tolist()):
+            r += a * torch.cos(m * theta - p)
+        return u * u + v * v <= (scale * r) ** 2
+
+    return mask
+
+
+def shape_classes(num_classes: int = len(SHAPE_CLASSES)) -> tuple[str, ...]:
+    """Class names: the first ``num_classes`` named shapes, then ``outline10``, ``outline11``, ..."""
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes={num_classes} is out of range; allowed: 2 to {MAX_CLASSES}")
+    named = SHAPE_CLASSES[:num_classes]
+    return named + tuple(f"outline{c}" for c in range(len(named), num_classes))
+
+
+def _mask_of(cls: int) -> Mask:
+    return _SHAPES[SHAPE_CLASSES[cls]] if cls < len(SHAPE_CLASSES) else _fourier_outline(cls)
+
+
 # ---------------------------------------------------------------------------
 # Colours and textures.
 # ---------------------------------------------------------------------------
@@ -211,6 +265,21 @@ def _sample_lumas(n: int, contrast: float, g: torch.Generator) -> tuple[torch.Te
     return bg, obj.clamp(0.0, 1.0)
 
 
+def _palette_colours(n: int, palette: int, contrast: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Background and object colours [N,3] from ``palette`` fixed colours (lumas spread evenly over
+    [0.1, 0.9], random chroma): a uniformly drawn ordered pair whose lumas differ by >= contrast."""
+    pg = torch.Generator().manual_seed(PALETTE_SEED + palette)
+    luma = torch.linspace(0.1, 0.9, palette)[torch.randperm(palette, generator=pg)]
+    colours = _colour_with_luma(luma, torch.randn(palette, 3, generator=pg), 0.5 + 0.5 * torch.rand(palette, generator=pg))
+    bg_i, obj_i = torch.meshgrid(torch.arange(palette), torch.arange(palette), indexing="ij")
+    ok = (luma[bg_i] - luma[obj_i]).abs() >= contrast - 1e-6
+    pairs = torch.stack([bg_i[ok], obj_i[ok]], dim=1)
+    if pairs.shape[0] == 0:
+        raise ValueError(f"palette={palette} has no two colours whose luminances differ by contrast={contrast}")
+    pick = pairs[torch.randint(pairs.shape[0], (n,), generator=g)]
+    return colours[pick[:, 0]], colours[pick[:, 1]]
+
+
 def _unit_grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel-centre coordinates in [-1, 1], as (x [1,1,S], y [1,S,1])."""
     c = (torch.arange(size, dtype=torch.float32) + 0.5) * (2.0 / size) - 1.0
@@ -227,6 +296,8 @@ def generate_shapes(
     image_size: int = 32,
     seed: int = 0,
     contrast: float = 0.4,
+    num_classes: int = len(SHAPE_CLASSES),
+    palette: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate the procedural shapes data set.
 
@@ -238,10 +309,14 @@ def generate_shapes(
             units) between the object colour and the mean background colour.
             Above 0.5, backgrounds that admit no such object luminance are
             moved to black or white.
+        num_classes: the ten named shapes (10), the first of them (< 10), or
+            the ten and generated outlines (> 10); see :func:`shape_classes`.
+        palette: 0 (default): colours from a continuum; K > 0: background and
+            object colours from K fixed colours.
 
     Returns:
         ``(images, labels)``: ``images`` is uint8 ``[N, 3, H, W]``, ``labels``
-        is int64 ``[N]`` indexing :data:`SHAPE_CLASSES`; classes are balanced.
+        is int64 ``[N]`` indexing :func:`shape_classes`; classes are balanced.
     """
     if num_images < 0:
         raise ValueError("num_images must be non-negative")
@@ -249,11 +324,12 @@ def generate_shapes(
         raise ValueError("image_size must be at least 4")
     if not 0.0 <= contrast <= 1.0:
         raise ValueError("contrast must lie in [0, 1]")
+    names = shape_classes(num_classes)
+    if palette < 0 or palette == 1:
+        raise ValueError(f"palette={palette}: 0 (free colours) or at least 2 colours")
 
     n, s = num_images, image_size
     g = torch.Generator().manual_seed(seed)
-    num_classes = len(SHAPE_CLASSES)
-
     # All random draws happen up front, in a fixed order, so the output does
     # not depend on how rendering is chunked.
     labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
@@ -262,9 +338,12 @@ def generate_shapes(
     scale = lo + (hi - lo) * torch.rand(n, generator=g)  # radius in half-side units
     shift = (torch.rand(n, 2, generator=g) * 2.0 - 1.0) * MAX_SHIFT
 
-    bg_luma, obj_luma = _sample_lumas(n, contrast, g)
-    bg_rgb = _colour_with_luma(bg_luma, torch.randn(n, 3, generator=g), torch.rand(n, generator=g))
-    obj_rgb = _colour_with_luma(obj_luma, torch.randn(n, 3, generator=g), torch.rand(n, generator=g))
+    if palette:
+        bg_rgb, obj_rgb = _palette_colours(n, palette, contrast, g)
+    else:
+        bg_luma, obj_luma = _sample_lumas(n, contrast, g)
+        bg_rgb = _colour_with_luma(bg_luma, torch.randn(n, 3, generator=g), torch.rand(n, generator=g))
+        obj_rgb = _colour_with_luma(obj_luma, torch.randn(n, 3, generator=g), torch.rand(n, generator=g))
 
     tex_weights = torch.rand(n, 3, generator=g)
     tex_weights = tex_weights / tex_weights.sum(dim=1, keepdim=True)
@@ -282,8 +361,8 @@ def generate_shapes(
     ss = s * SUPERSAMPLE
     gx, gy = _unit_grid(ss)
     coverage = torch.empty(n, 1, s, s)
-    for cls, name in enumerate(SHAPE_CLASSES):
-        mask_fn = _SHAPES[name]
+    for cls in range(len(names)):
+        mask_fn = _mask_of(cls)
         idx_all = (labels == cls).nonzero().flatten()
         for start in range(0, idx_all.numel(), _CHUNK):
             idx = idx_all[start : start + _CHUNK]

@@ -20,6 +20,7 @@ class BYOL(SSLMethod):
         self.target_backbone = make_target(self.backbone)
         self.target_projector = make_target(self.projector)
         self.tau = self.mcfg.tau_base
+        self._ema_step = 0
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         return self.predictor(self.projector(features))
@@ -39,9 +40,15 @@ class BYOL(SSLMethod):
             loss = loss + byol_loss(p2, t1)
         return StepOutput(loss, f1, p1)
 
+    def on_train_start(self) -> None:
+        self._ema_step = self.global_step   # optimizer steps the target has followed (a resume restores it)
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if (batch_idx + 1) % self.trainer.accumulate_grad_batches:
+        # One EMA update per optimizer step. Under gradient accumulation Lightning also steps after
+        # the last, partial accumulation of an epoch, so compare optimizer steps, not batch indices.
+        if self.global_step == self._ema_step:
             return                          # no optimizer step happened
+        self._ema_step = self.global_step
         total = int(self.trainer.estimated_stepping_batches)
         self.tau = tau_at(self.global_step, total, self.mcfg.tau_base, self.mcfg.tau_schedule)
         update_momentum(self.backbone, self.target_backbone, self.tau)
