@@ -1,6 +1,7 @@
 # ssl-bench: `make demo` (pretrain SimCLR, BYOL and SimSiam on the embedded data, print the
-# table), `make test` and `make bench` (performance benchmarks: benchmarks/run.py, ARGS=--quick for
-# a smoke run). All create .venv and install the project on first use.
+# table), `make test` (`make lint`, then the tests), `make format` (ruff's fixes: import order,
+# upgrades) and `make bench` (performance benchmarks: benchmarks/run.py, ARGS=--quick for a smoke
+# run). All create .venv and install the project on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: demo test test-slow bench install clean
+.PHONY: demo test test-slow lint format bench install clean
 
 install: $(STAMP)
 
@@ -22,8 +23,14 @@ demo: $(STAMP)
 	$(VENV)/bin/ssl-bench --multirun method=simclr,byol,simsiam hydra.sweep.dir=$(DEMO_DIR) $(ARGS)
 	$(VENV)/bin/ssl-bench-report --runs $(DEMO_DIR)
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow $(ARGS)

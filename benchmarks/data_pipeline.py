@@ -53,7 +53,6 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from run import machine  # noqa: E402  (benchmarks/run.py: cpu, cores, torch)
 
 CIFAR_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10" / "cifar10-jpg.zip"

@@ -32,8 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -167,8 +168,13 @@ def lightly_step_fn(model: Any, cfg: Any) -> Callable[[list[torch.Tensor]], Any]
     import copy
 
     from lightly.loss import NegativeCosineSimilarity, NTXentLoss
-    from lightly.models.modules.heads import (BYOLPredictionHead, BYOLProjectionHead, ProjectionHead,
-                                              SimCLRProjectionHead, SimSiamPredictionHead)
+    from lightly.models.modules.heads import (
+        BYOLPredictionHead,
+        BYOLProjectionHead,
+        ProjectionHead,
+        SimCLRProjectionHead,
+        SimSiamPredictionHead,
+    )
     from lightly.models.utils import deactivate_requires_grad
 
     from ssl_bench.methods.base import StepOutput
@@ -329,8 +335,8 @@ def section_mlm(args: argparse.Namespace) -> None:
     import pytorch_lightning as pl
 
     try:
-        from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
         import accelerate  # noqa: F401  (transformers' Trainer needs it)
+        from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
     except ImportError as err:
         print(f"  [mlm] skipped: {err}")
         ROWS.append({"section": "mlm", "case": "skipped", "reason": str(err)})

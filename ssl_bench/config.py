@@ -12,7 +12,7 @@ import difflib
 import math
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, ValidationError
@@ -313,7 +313,7 @@ class Trainer:
 class Logger:
     name: str = choice("wandb", "wandb", "csv", "none")
     mode: str = choice("auto", "auto", "online", "offline", "disabled")
-    project: Optional[str] = "ssl-bench"   # null: ssl-bench-eval takes the pretraining run's
+    project: str | None = "ssl-bench"   # null: ssl-bench-eval takes the pretraining run's
     entity: Any = None
     group: Any = None
     tags: list[str] = field(default_factory=list)
@@ -376,7 +376,7 @@ def _check_keys(node: Any, schema: type, path: str) -> None:
     names = [f.name for f in fields(schema)]
     if not isinstance(node, DictConfig):
         raise ConfigError(f"{path}: expected a mapping with keys [{', '.join(names)}], got {node!r}")
-    for key in node.keys():
+    for key in node:
         if key not in names:
             raise ConfigError(unknown_key(key, names, path))
     for name, sub in _nested(schema).items():
@@ -465,14 +465,14 @@ def validate(cfg: DictConfig) -> None:
             schema = DATA[data.name] if isinstance(data, DictConfig) else Data
         check_node(cfg[group], schema, group)
     root_keys = sorted({f.name for f in fields(Root)} | set(GROUPS) | {"method"})
-    for key in cfg.keys():
+    for key in cfg:
         if key not in root_keys:
             raise ConfigError(unknown_key(key, root_keys))
     resume = cfg.get("resume")
     if resume is not None and resume != "auto" and not (isinstance(resume, str) and Path(resume).is_file()):
         raise ConfigError(f"resume={resume!r} is not allowed; allowed: null, auto, or the path of an existing "
                           "checkpoint (.ckpt)")
-    if "root" in cfg.data.keys() and OmegaConf.is_missing(cfg.data, "root"):
+    if "root" in cfg.data and OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError(f"data.root is required for data={cfg.data.name}: data.root=/path/to/dataset")
     text_data = DATA[cfg.data.name] is TextData
     if (method.name in TEXT_METHODS) != text_data:
@@ -523,7 +523,7 @@ def check_trainer(tc: DictConfig) -> None:
     bad_devices = (devices == 0 or isinstance(devices, bool)
                    or (isinstance(devices, int) and devices < -1)
                    or (isinstance(devices, (list, ListConfig)) and not devices)
-                   or (isinstance(devices, str) and devices != "auto" and not devices.strip("-,0123456789 ") == ""))
+                   or (isinstance(devices, str) and devices != "auto" and devices.strip("-,0123456789 ") != ""))
     if bad_devices:
         raise ConfigError(f"trainer.devices={devices!r} is not allowed; allowed: auto, a number of devices >= 1, "
                           "-1 (all), or a list of device indices")

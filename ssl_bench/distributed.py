@@ -110,8 +110,7 @@ def detect(cfg: DictConfig) -> Ranks:
 
 def cluster_environment(ranks: Ranks) -> Any:
     """The Lightning cluster environment for these ranks (processes already started)."""
-    from lightning_fabric.plugins.environments import (LightningEnvironment, SLURMEnvironment,
-                                                       TorchElasticEnvironment)
+    from lightning_fabric.plugins.environments import LightningEnvironment, SLURMEnvironment, TorchElasticEnvironment
 
     if ranks.launcher == "torchrun":
         return TorchElasticEnvironment()

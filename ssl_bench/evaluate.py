@@ -159,7 +159,14 @@ def _evaluate(cfg: DictConfig, source: Source, model: Any, data: DictConfig, dev
     import pytorch_lightning as pl
 
     from ssl_bench.eval.export import BACKBONE_FILE, export_backbone, export_is_current
-    from ssl_bench.eval.features import FEATURES_DIR, cached_features, extract_features, feature_key, progress, save_features
+    from ssl_bench.eval.features import (
+        FEATURES_DIR,
+        cached_features,
+        extract_features,
+        feature_key,
+        progress,
+        save_features,
+    )
     from ssl_bench.eval.knn import knn_accuracy
     from ssl_bench.eval.linear import fit_linear_probe
 

@@ -27,15 +27,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssl_bench.errors import RunFolderError
 from ssl_bench.tracking.lock import LOCK_FILE
-from ssl_bench.tracking.record import (CHECKPOINT_DIR, LAST_CHECKPOINT, RECORD_FILE, RESULT_STATUSES, SUPERSEDED_DIR,
-                                       RecordError, load_record)
+from ssl_bench.tracking.record import (
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    RECORD_FILE,
+    RESULT_STATUSES,
+    SUPERSEDED_DIR,
+    RecordError,
+    load_record,
+)
 
 if TYPE_CHECKING:
     from ssl_bench.resume import CheckpointInfo
 
 
 def read_checkpoint(path: Any) -> CheckpointInfo:
-    from ssl_bench.resume import read_checkpoint as read   # torch: imported when a checkpoint is read
+    from ssl_bench.resume import read_checkpoint as read  # torch: imported when a checkpoint is read
 
     return read(path)
 

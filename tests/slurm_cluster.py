@@ -13,6 +13,7 @@ are skipped with the reason; they never pass without a scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -199,10 +200,8 @@ class SlurmCluster:
             deadline = time.monotonic() + 20
             while _alive(pid) and time.monotonic() < deadline:
                 if self._mariadb is not None and pid == self._mariadb.pid:
-                    try:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
                         self._mariadb.wait(timeout=0.2)      # our child: reap it
-                    except subprocess.TimeoutExpired:
-                        pass
                 else:
                     time.sleep(0.1)
         self.started.clear()

@@ -95,7 +95,7 @@ def _epoch_labels(loader, epoch):
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
     out = {}
-    for corrupted, attn, labels in loader:
+    for corrupted, _attn, labels in loader:
         original = torch.where(labels != IGNORE, labels, corrupted)
         for row, lab in zip(original, labels):
             out[tuple(row.tolist())] = lab

@@ -2,7 +2,6 @@
 statuses (finished / diverged / failed) and the W&B run closed after a failure."""
 
 import json
-from pathlib import Path
 
 import pytest
 

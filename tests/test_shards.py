@@ -9,14 +9,13 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from test_stream import augment_cfg, cat, folder_cfg, write_folder
 from torch.utils.data import DataLoader
 
 from ssl_bench.data import shards as S
 from ssl_bench.data.datamodule import build_datamodule
 from ssl_bench.data.shard import main, write_shards
 from ssl_bench.data.stream import StreamDataModule, collate_items
-
-from test_stream import augment_cfg, cat, folder_cfg, write_folder
 
 
 @pytest.fixture

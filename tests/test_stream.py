@@ -14,8 +14,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from ssl_bench.data import decode as D
-from ssl_bench.data import images as I
+from ssl_bench.data import decode as D, images as I
 from ssl_bench.data.augment import BatchAugment, ViewAug
 from ssl_bench.data.datamodule import InMemoryDataModule, build_datamodule
 from ssl_bench.data.storage import resolve_storage
@@ -149,8 +148,8 @@ def test_reduced_scale_decode_gives_the_crop_its_parameters_say():
         assert im.size == (500, 440)                                           # the JPEG is decoded at half scale
     fast = D.crops(io.BytesIO(data), lambda h, w: boxes, 224).float()
     full = D.full_image(io.BytesIO(data))
-    for k, (t, l, h, w) in enumerate(boxes):
-        ref = TF.resized_crop(full, t, l, h, w, [224, 224], antialias=True).float()
+    for k, (top, left, h, w) in enumerate(boxes):
+        ref = TF.resized_crop(full, top, left, h, w, [224, 224], antialias=True).float()
         assert (fast[k] - ref).abs().mean() < 2.0 and (fast[k] - ref).abs().quantile(0.99) < 8
     # a box drawn elsewhere in the image is far off: the tolerance above is tight
     other = TF.resized_crop(full, 0, 0, 700, 620, [224, 224], antialias=True).float()

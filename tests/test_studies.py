@@ -6,7 +6,7 @@ quick studies use and the resolver that pairs two swept keys."""
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ QUICK = [e for e in EXPERIMENTS if not e.endswith("_full")]
 SECOND_SEEDS = set(range(10, 15))      # the disjoint seed set the quick studies are re-run with (README)
 
 
-@lru_cache(maxsize=None)
+@cache
 def grid(experiment: str) -> tuple[tuple[dict, ...], dict]:
     """(the resolved config of every job of the experiment's grid, the study block)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

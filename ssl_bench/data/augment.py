@@ -15,8 +15,9 @@ Colour jitter magnitudes are ``base * color_strength``: with SimCLR's bases (0.8
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -50,14 +51,14 @@ def draft_request(width: int, height: int, boxes: Sequence[tuple[int, int, int, 
     return max(1, math.ceil(width * size / min_w)), max(1, math.ceil(height * size / min_h))
 
 
-def random_crops(src: "str | Path | BinaryIO", scales: Sequence[Sequence[float]], size: int,
+def random_crops(src: str | Path | BinaryIO, scales: Sequence[Sequence[float]], size: int,
                  ratio: Sequence[float] = RATIO, draft: bool = True) -> torch.Tensor:
     """One image -> uint8 ``[len(scales), 3, size, size]``: one random resized crop per view
     (``scales[i]`` = view i's area range), decoded at the reduced scale the crops allow."""
     return crops(src, lambda h, w: [crop_params(h, w, s, ratio) for s in scales], size, draft)
 
 
-def crops(src: "str | Path | BinaryIO", boxes_for: Any, size: int, draft: bool = True) -> torch.Tensor:
+def crops(src: str | Path | BinaryIO, boxes_for: Any, size: int, draft: bool = True) -> torch.Tensor:
     """The crops ``boxes_for(height, width)`` (a list of (top, left, h, w)) of one image, each resized to
     ``size``, decoding a JPEG at the smallest DCT scale that keeps every crop >= ``size`` per side
     (``draft=False``: always at full size)."""
@@ -77,7 +78,7 @@ def crops(src: "str | Path | BinaryIO", boxes_for: Any, size: int, draft: bool =
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
-def full_image(src: "str | Path | BinaryIO") -> torch.Tensor:
+def full_image(src: str | Path | BinaryIO) -> torch.Tensor:
     """The whole image as uint8 ``[3, H, W]`` (the per-image torchvision path crops it itself)."""
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
@@ -87,7 +88,7 @@ def full_image(src: "str | Path | BinaryIO") -> torch.Tensor:
 
 
 # --- decoding on the training device (data.decode=device) ------------------------------------------------
-def read_for_device(src: "str | Path | BinaryIO | bytes", scales: Sequence[Sequence[float]],
+def read_for_device(src: str | Path | BinaryIO | bytes, scales: Sequence[Sequence[float]],
                     ratio: Sequence[float] = RATIO) -> tuple[torch.Tensor, torch.Tensor]:
     """What a loader worker does for ``data.decode=device``: the file's bytes (uint8 1-d) and one crop box
     per view (int64 ``[V, 4]``: top, left, height, width), drawn from the size in the header."""

@@ -58,7 +58,7 @@ bit-identical tensors on a given platform.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

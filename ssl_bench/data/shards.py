@@ -23,8 +23,9 @@ import json
 import math
 import random
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,7 +163,7 @@ class _Shards(IterableDataset):
         self.rank, self.world_size, self.batch_size = 0, 1, 1
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
-    def configure(self, rank: int = 0, world_size: int = 1, batch_size: int = 1) -> "_Shards":
+    def configure(self, rank: int = 0, world_size: int = 1, batch_size: int = 1) -> _Shards:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} of world size {world_size}")
         self.rank, self.world_size, self.batch_size = rank, world_size, batch_size

@@ -11,9 +11,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ssl_bench.data.images import DataUnavailable, DatasetMissing, _root, check_folder_root, subset_indices
-from ssl_bench.data.stream import (CropReader, DeviceReader, EvalFiles, FileList, StreamDataModule, TorchvisionReader,
-                                   TrainFiles, scan)
+from ssl_bench.data.images import DatasetMissing, DataUnavailable, _root, check_folder_root, subset_indices
+from ssl_bench.data.stream import (
+    CropReader,
+    DeviceReader,
+    EvalFiles,
+    FileList,
+    StreamDataModule,
+    TorchvisionReader,
+    TrainFiles,
+    scan,
+)
 
 log = logging.getLogger("ssl_bench")
 

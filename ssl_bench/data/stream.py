@@ -27,10 +27,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytorch_lightning as pl
@@ -87,12 +88,12 @@ class FileList:
     def path_of(self, image_id: int) -> str:
         return self.path(int(np.searchsorted(self.ids, image_id)))
 
-    def take(self, idx: Any) -> "FileList":
+    def take(self, idx: Any) -> FileList:
         idx = np.asarray(idx, dtype=np.int64)
         return FileList(self.root, self.rel[idx], self.labels[idx], self.ids[idx])
 
     @staticmethod
-    def concat(parts: Sequence["FileList"]) -> "FileList":
+    def concat(parts: Sequence[FileList]) -> FileList:
         if len({p.root for p in parts}) != 1:
             raise ValueError("file lists under different roots")
         width = max(p.rel.dtype.itemsize for p in parts)
@@ -236,13 +237,13 @@ class Checked:
     """An evaluation loader outside Lightning (``eval_loaders``): yields ``(x, y)`` with unreadable images
     left out, and reports them after the pass."""
 
-    def __init__(self, loader: DataLoader, dm: "StreamDataModule", name: str):
+    def __init__(self, loader: DataLoader, dm: StreamDataModule, name: str):
         self.loader, self.dm, self.name = loader, dm, name
 
     def __len__(self) -> int:
         return len(self.loader)
 
-    def sharded(self) -> "Checked":
+    def sharded(self) -> Checked:
         """This rank's part of the split (``ssl_bench.eval.frozen.shard``)."""
         return Checked(self.dm._loader(self.name, False, split_ranks=True, persistent=False), self.dm, self.name)
 

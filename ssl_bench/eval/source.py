@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ssl_bench.errors import UserError
-from ssl_bench.tracking.record import (LAST_CHECKPOINT, RECORD_FILE, RecordError, checkpoint_path, checkpoint_run_id,
-                                       load_record)
+from ssl_bench.tracking.record import (
+    LAST_CHECKPOINT,
+    RECORD_FILE,
+    RecordError,
+    checkpoint_path,
+    checkpoint_run_id,
+    load_record,
+)
 
 
 class EvalError(UserError):

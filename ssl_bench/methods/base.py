@@ -31,7 +31,6 @@ from ssl_bench.eval.metrics import normalized_std, rankme
 from ssl_bench.models.backbones import build_backbone
 from ssl_bench.optim import lightning_optimization, split_decay
 
-
 EVAL_DEFAULTS = Eval()     # the schema's defaults, for configs saved before a key existed
 
 
@@ -70,7 +69,7 @@ class SSLMethod(pl.LightningModule):
         self._channels_last = bool(cfg.trainer.get("channels_last", False))
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, datamodule: Any) -> "SSLMethod":
+    def from_config(cls, cfg: DictConfig, datamodule: Any) -> SSLMethod:
         """Build the method for a datamodule (the seam through which other modalities plug in)."""
         return cls(cfg, datamodule.num_classes)
 

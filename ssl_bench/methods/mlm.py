@@ -74,7 +74,7 @@ class MLM(pl.LightningModule):
         self._t0 = self._t1 = 0.0
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, datamodule: Any) -> "MLM":
+    def from_config(cls, cfg: DictConfig, datamodule: Any) -> MLM:
         m = cfg.method
         spec = MaskSpec(datamodule.vocab_size, m.mask_prob, m.mask_token_prob, m.random_token_prob)
         datamodule.configure_masking(spec, m.masking, m.static_copies, int(cfg.seed))

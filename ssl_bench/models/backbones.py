@@ -3,7 +3,8 @@ and ``convnet``, a plain CNN small enough to pretrain on two CPU cores in a minu
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import timm
 import torch

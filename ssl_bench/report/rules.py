@@ -40,8 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ssl_bench.report.cells import INCONCLUSIVE, Job, distinct, group, init_summary, lower_is_better, runs_text, select
 from ssl_bench.report.statistics import Estimate, NeedsSeeds, Summary, contrast, holm, welch
 from ssl_bench.report.values import MISSING, config_value, flatten, nkey, order, order_keys, p_is, same, short_key, show
-from ssl_bench.report.verdict import HOLDS, INCONC, NA, NOT, Context, Verdict, combine
-from ssl_bench.report.verdict import p_text as _p
+from ssl_bench.report.verdict import HOLDS, INCONC, NA, NOT, Context, Verdict, combine, p_text as _p
 
 if TYPE_CHECKING:
     from ssl_bench.report.block import Study

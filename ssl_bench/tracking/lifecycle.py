@@ -27,6 +27,7 @@ of training): a signal handler that waits on the other ranks can deadlock a mult
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -67,7 +68,7 @@ def requeue(job_id: str) -> None:
         log.warning("SIGUSR1: could not requeue SLURM job %s: %s", job_id, result.stderr.strip())
 
 
-def end_worker_process(err: "Interrupted") -> None:
+def end_worker_process(err: Interrupted) -> None:
     """In a launcher's worker process (joblib's loky workers keep running after a task raises): once
     the job has recorded its interruption, the process ends with the signal's exit code."""
     import multiprocessing
@@ -203,10 +204,8 @@ def forwarded_signals() -> Iterator[None]:
     def forward(signum: int, frame: Any) -> None:
         children = _children(me)
         for child in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 60           # let their jobs record the interruption
         while any(Path(f"/proc/{c}").exists() and c in _children(me) for c in children) and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -83,7 +83,7 @@ def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | No
     if mode != "online":
         return logger
     try:
-        logger.experiment          # opens the run now (rank 0), so a dead server is found before training
+        _ = logger.experiment      # opens the run now (rank 0), so a dead server is found before training
     except Exception as err:       # no network, a refused key, a timeout: all end the same way
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         logger = make("offline")
@@ -99,7 +99,7 @@ def _run(logger: Any) -> Any:
     if logger is False or type(logger).__name__ != "WandbLogger":
         return None
     run = logger.experiment
-    return run if hasattr(run, "settings") and not callable(getattr(run, "settings")) else None
+    return run if hasattr(run, "settings") and not callable(run.settings) else None
 
 
 def wandb_info(logger: Any) -> dict[str, Any] | None:
