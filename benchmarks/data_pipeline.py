@@ -201,11 +201,14 @@ def section_throughput(args: argparse.Namespace, tmp: Path) -> None:
     torch.set_num_threads(1)
     for workers in args.workers:
         cases = {
-            "torchvision ImageFolder + PIL + v2 per image": lambda: (torchvision_loader(data, ids, workers, batch), None),
+            "torchvision ImageFolder + PIL + v2 per image": lambda: (torchvision_loader(data, ids, workers, batch),
+                                                                     None),
             "stream (ours)": lambda: (stream_loader(data, ids, workers, batch), None),
-            "stream, full decode (no reduced-scale decoding)": lambda: (stream_loader(data, ids, workers, batch, False), None),
+            "stream, full decode (no reduced-scale decoding)": lambda: (stream_loader(data, ids, workers, batch, False),
+                                                                        None),
             "shards (ours)": lambda: (shard_loader(shards, ids, workers, batch), None),
-            "stream + batched aug on this CPU (1 thread)": lambda: (stream_loader(data, ids, workers, batch), batched_augment()),
+            "stream + batched aug on this CPU (1 thread)": lambda: (stream_loader(data, ids, workers, batch),
+                                                                    batched_augment()),
         }
         built = {k: f() for k, f in cases.items()}
         for loader, aug in built.values():       # start the workers, warm the caches
@@ -332,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in only:
             print(f"== {name}", flush=True)
             {"throughput": section_throughput, "memory": section_memory}[name](args, Path(tmp))
-    result = {"command": " ".join(["python", "benchmarks/data_pipeline.py", *(argv if argv is not None else sys.argv[1:])]),
+    result = {"command": " ".join(["python", "benchmarks/data_pipeline.py",
+                                   *(argv if argv is not None else sys.argv[1:])]),
               "quick": args.quick, "sections": only, "machine": machine(), "loadavg": [load_before, loadavg()],
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s": round(time.perf_counter() - t0, 1),
               "rows": ROWS}

@@ -422,9 +422,10 @@ def section_sweep(args: argparse.Namespace) -> None:
     cmd0 = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "ssl_bench.app"])]
     tiny = ["-m", "method=simclr,byol", "logger=none", "trainer.num_threads=1", "trainer.enable_progress_bar=false",
             "trainer.checkpoint=false", "trainer.max_epochs=1" if args.quick else "trainer.max_epochs=3",
-            "data.train_size=1024" if args.quick else "data.train_size=2048", "data.val_size=256", "data.test_size=256", "eval.linear_epochs=10",
-            "eval.knn_k=20", "eval.every_n_epochs=1"]
-    launchers = {"sequential (basic launcher)": [], "joblib n_jobs=2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
+            "data.train_size=1024" if args.quick else "data.train_size=2048", "data.val_size=256",
+            "data.test_size=256", "eval.linear_epochs=10", "eval.knn_k=20", "eval.every_n_epochs=1"]
+    launchers = {"sequential (basic launcher)": [],
+                 "joblib n_jobs=2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
     per: dict[str, list[float]] = {k: [] for k in launchers}
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:

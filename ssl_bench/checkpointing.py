@@ -51,7 +51,8 @@ class RunIdentity(pl.Callback):
     def __init__(self, run_id: str):
         self.run_id = run_id
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
         checkpoint[IDENTITY_KEY] = {"run_id": self.run_id}
 
 

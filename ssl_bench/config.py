@@ -408,7 +408,8 @@ def _check_value(key: str, value: Any, meta: dict) -> None:
         if lo_bad or (hi is not None and v > hi):
             lo_txt = "" if lo is None else (f"> {lo}" if meta.get("lo_open") else f">= {lo}")
             hi_txt = "" if hi is None else f"<= {hi}"
-            raise ConfigError(f"{key}={value!r} is out of range; allowed: {' and '.join(t for t in (lo_txt, hi_txt) if t)}")
+            raise ConfigError(f"{key}={value!r} is out of range; "
+                              f"allowed: {' and '.join(t for t in (lo_txt, hi_txt) if t)}")
 
 
 def check_node(node: DictConfig, schema: type, path: str = "") -> DictConfig:
@@ -493,14 +494,16 @@ def validate(cfg: DictConfig) -> None:
     if cfg.data.name == "shapes" and cfg.data.palette == 1:
         raise ConfigError("data.palette=1 is not allowed; allowed: 0 (free colours) or at least 2 colours")
     if cfg.data.name == "shapes" and cfg.data.batch_size > cfg.data.train_size:
-        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is larger than data.train_size={cfg.data.train_size}: "
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is larger than "
+                          f"data.train_size={cfg.data.train_size}: "
                           "no full batch can be drawn (batches drop the remainder)")
     aug = cfg.augment
     for f in fields(Augment):
         value = aug[f.name]
         if isinstance(value, ListConfig) and f.metadata.get("per_view") and len(value) != aug.num_views:
             raise ConfigError(
-                f"augment.{f.name}={list(value)} has {len(value)} entries; give one number or {aug.num_views} (augment.num_views)"
+                f"augment.{f.name}={list(value)} has {len(value)} entries; "
+                f"give one number or {aug.num_views} (augment.num_views)"
             )
     check_trainer(cfg.trainer)
     heads = [method.get("projector"), method.get("predictor_head")]

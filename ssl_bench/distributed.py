@@ -85,7 +85,8 @@ def detect(cfg: DictConfig) -> Ranks:
     world size does not match ``trainer.devices x trainer.num_nodes``."""
     tc = cfg.trainer
     want = devices_per_node(tc) * int(tc.num_nodes)
-    if want > 1 and str(tc.strategy) in ("ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_spawn_find_unused_parameters_true"):
+    if want > 1 and str(tc.strategy) in ("ddp_spawn", "ddp_fork", "ddp_notebook",
+                                         "ddp_spawn_find_unused_parameters_true"):
         raise ConfigError(f"trainer.strategy={tc.strategy}: ssl-bench starts its processes itself; use auto or ddp")
     env = os.environ
     if env.get(WORKER_ENV) or "TORCHELASTIC_RUN_ID" in env:

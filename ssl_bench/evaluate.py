@@ -102,7 +102,8 @@ def _device(cfg: DictConfig) -> Any:
 
 def summary(record: RunRecord) -> dict[str, Any]:
     out: dict[str, Any] = {f"final/{k}": v for k, v in record["final"].items()}
-    out.update({"pretrain_id": record["pretrain"]["wandb_id"], **{f"timings/{k}": v for k, v in record["timings"].items()}})
+    out.update({"pretrain_id": record["pretrain"]["wandb_id"],
+                **{f"timings/{k}": v for k, v in record["timings"].items()}})
     return out
 
 

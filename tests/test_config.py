@@ -12,7 +12,8 @@ CONF = Path(config_dir())
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
 # groups of the primary defaults list; the others (study blocks, a study's paired settings) are pulled in
 # by experiments, so a lone option is added with +group=option
-PRIMARY = {next(iter(d)) for d in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml").defaults) if isinstance(d, dict)}
+PRIMARY = {next(iter(d)) for d in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml").defaults)
+           if isinstance(d, dict)}
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
 
 

@@ -120,7 +120,8 @@ def test_byol_views_use_their_own_probabilities_and_blur_follows_image_size():
 
     def probs(view):
         p = A.torchvision_view(view, 96, [0.5] * 3, [0.25] * 3)
-        blur = [t.p for t in p.transforms if isinstance(t, T.RandomApply) and isinstance(t.transforms[0], T.GaussianBlur)]
+        blur = [t.p for t in p.transforms
+                if isinstance(t, T.RandomApply) and isinstance(t.transforms[0], T.GaussianBlur)]
         sol = [t.p for t in p.transforms if isinstance(t, T.RandomSolarize)]
         return blur, sol
 

@@ -126,7 +126,8 @@ def test_torchrun_launches_the_app(tmp_path):
                      "logger=wandb", "hydra.run.dir=run",
                      cmd=(torchrun, "--standalone", "--nproc_per_node=2", "-m", "ssl_bench.app"))
     rec = load_record(tmp_path / "run")
-    assert rec["status"] in ("finished", "collapsed") and rec["distributed"] == {"world_size": 2, "launcher": "torchrun"}
+    assert (rec["status"] in ("finished", "collapsed")
+            and rec["distributed"] == {"world_size": 2, "launcher": "torchrun"})
     assert proc.stdout.count("ssl-bench run:") == 1 and find_records(tmp_path) == [tmp_path / "run" / "record.json"]
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
 

@@ -25,7 +25,8 @@ SLOW = [o for o in TINY if not o.startswith(("trainer.max_epochs", "trainer.chec
     "data.train_size=1024", "trainer.max_epochs=6", "trainer.checkpoint=true", "trainer.num_threads=1",
     "eval.initial=false", "eval.every_n_epochs=3"]
 RESULTS = ("finished", "collapsed")     # what a tiny run ends with
-FAST = [o for o in TINY if not o.startswith("trainer.checkpoint")] + ["trainer.checkpoint=true", "trainer.num_threads=1"]
+FAST = [o for o in TINY if not o.startswith("trainer.checkpoint")] + [
+    "trainer.checkpoint=true", "trainer.num_threads=1"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -26,7 +26,8 @@ def write_cifar10(root, n_train=50, n_test=20, seed=0):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n).tolist()
         with open(folder / name, "wb") as fh:
-            pickle.dump({"batch_label": name, "data": data, "labels": labels, "filenames": [f"{i}.png" for i in range(n)]},
+            pickle.dump({"batch_label": name, "data": data, "labels": labels,
+                         "filenames": [f"{i}.png" for i in range(n)]},
                         fh, protocol=2)
         images[name] = (data, labels)
     with open(folder / "batches.meta", "wb") as fh:
@@ -75,7 +76,8 @@ def _folder(root, n_per_class=4, size=40, classes=("cat", "dog")):
         for c in classes:
             (root / split / c).mkdir(parents=True)
             for i in range(n_per_class):
-                Image.fromarray(rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)).save(root / split / c / f"{i}.jpg")
+                Image.fromarray(rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)).save(
+                    root / split / c / f"{i}.jpg")
 
 
 def test_imagefolder_skips_corrupt_files_with_a_count_or_fails_naming_them(tmp_path, caplog):
@@ -109,11 +111,11 @@ def test_imagefolder_cache_unlabelled_pretraining_and_fraction(tmp_path, caplog)
 
 def test_imagefolder_datamodule_serves_bank_monitor_and_val(tmp_path):
     _folder(tmp_path, n_per_class=10)
-    cfg = OmegaConf.create(dict(name="imagefolder", root=str(tmp_path), train=["train"], eval_train="train", test="test",
-                                labels="auto", on_corrupt="skip", cache_dir=None, decode_workers=0, image_size=32,
-                                fraction=0.5, val_size=6, bank_size=8, split_seed=0, crop_min_scale=0.2, batch_size=4,
-                                eval_batch_size=64, num_workers=0, pin_memory=False, mean=[0.5] * 3, std=[0.25] * 3,
-                                download=False, verify=True))
+    cfg = OmegaConf.create(dict(name="imagefolder", root=str(tmp_path), train=["train"], eval_train="train",
+                                test="test", labels="auto", on_corrupt="skip", cache_dir=None, decode_workers=0,
+                                image_size=32, fraction=0.5, val_size=6, bank_size=8, split_seed=0, crop_min_scale=0.2,
+                                batch_size=4, eval_batch_size=64, num_workers=0, pin_memory=False, mean=[0.5] * 3,
+                                std=[0.25] * 3, download=False, verify=True))
     dm = build_datamodule(cfg)
     assert len(dm.splits["train"]) == 10 and len(dm.splits["bank"]) == 20 and len(dm.splits["monitor_bank"]) == 8
     monitor, val = dm.val_dataloader()

@@ -302,5 +302,6 @@ def test_alpha_of_the_rule_and_of_the_study():
 def test_full_variant_only_is_shown_beside_the_verdict():
     rule = {**LESS, "text": "a smaller batch hurts", "full_variant_only": "10 classes: 31 negatives are enough"}
     v = _verdict(rule, _jobs(*_cell(1, [40.0, 41.0, 42.0]), *_cell(0.99, [50.0, 51.0, 52.0])))
-    assert v.line().startswith("✓ a smaller batch hurts [full variant only: 10 classes: 31 negatives are enough]: holds.")
+    assert v.line().startswith("✓ a smaller batch hurts "
+                               "[full variant only: 10 classes: 31 negatives are enough]: holds.")
     assert v.as_dict()["rule"]["full_variant_only"].startswith("10 classes")

@@ -27,15 +27,17 @@ def write_folder(root, n_per_class=12, size=32, classes=("cat", "dog", "eel"), s
         for c in classes:
             (root / split / c).mkdir(parents=True)
             for i in range(n_per_class):
-                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / split / c / f"{i}.jpg")
+                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                    root / split / c / f"{i}.jpg")
     return root
 
 
 def folder_cfg(root, **kw):
     c = dict(name="imagefolder", root=str(root), train=["train"], eval_train="train", test="test", labels="auto",
-             on_corrupt="skip", cache_dir=None, decode_workers=0, image_size=32, fraction=1.0, val_size=10, bank_size=None,
-             split_seed=0, crop_min_scale=0.2, batch_size=6, eval_batch_size=16, num_workers=0, pin_memory=False,
-             mean=[0.5] * 3, std=[0.25] * 3, storage="stream", memory_budget_gb=8.0, decode="cpu", shuffle_buffer=100)
+             on_corrupt="skip", cache_dir=None, decode_workers=0, image_size=32, fraction=1.0, val_size=10,
+             bank_size=None, split_seed=0, crop_min_scale=0.2, batch_size=6, eval_batch_size=16, num_workers=0,
+             pin_memory=False, mean=[0.5] * 3, std=[0.25] * 3, storage="stream", memory_budget_gb=8.0, decode="cpu",
+             shuffle_buffer=100)
     c.update(kw)
     return OmegaConf.create(c)
 
@@ -234,7 +236,8 @@ def test_missing_imagenet_gives_one_line_with_the_layout(tmp_path):
                                                r"\(e\.g\. n01\d+\) and 1 others \(e\.g\. n01440764\)"):
         check_root(cfg)
     out = subprocess.run([sys.executable, "-m", "ssl_bench.app", "data=imagenet", f"data.root={tmp_path / 'none'}",
-                          "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+                          "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith(f"ssl-bench: data error: data=imagenet: {tmp_path / 'none'} (data.root) does not exist; "
@@ -278,5 +281,6 @@ def test_under_ddp_each_rank_streams_its_share_once_per_epoch(tmp_path, monkeypa
         val.append(torch.cat([b.index for b in st._loader("val", False)]).tolist())
         test.append(torch.cat([y for _, y in st.eval_loaders("test")[1].sharded()]).tolist())
     assert len(train[0]) == len(train[1]) == 18 and not set(train[0]) & set(train[1])   # 36 images, batch 6
-    assert sorted(val[0] + val[1]) == sorted(torch.cat([b.index for b in StreamDataModule._loader(st, "val", False, split_ranks=False)]).tolist())
+    assert sorted(val[0] + val[1]) == sorted(
+        torch.cat([b.index for b in StreamDataModule._loader(st, "val", False, split_ranks=False)]).tolist())
     assert len(val[0]) + len(val[1]) == 11 and sorted(test[0] + test[1]) == sorted([0] * 12 + [1] * 12 + [2] * 12)

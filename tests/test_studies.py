@@ -176,8 +176,10 @@ def test_simsiam_warms_up_from_batch_1024():
 
 def test_cifar_recipes_follow_their_sources():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        simclr, byol, simsiam = (compose("config", overrides=[f"recipe=cifar10_{m}"]) for m in ("simclr", "byol", "simsiam"))
-    assert (simclr.augment.crop_min_scale, byol.augment.crop_min_scale, simsiam.augment.crop_min_scale) == (0.08, 0.08, 0.2)
+        simclr, byol, simsiam = (compose("config", overrides=[f"recipe=cifar10_{m}"])
+                                 for m in ("simclr", "byol", "simsiam"))
+    assert (simclr.augment.crop_min_scale, byol.augment.crop_min_scale,
+            simsiam.augment.crop_min_scale) == (0.08, 0.08, 0.2)
     assert (simclr.optim.name, simclr.optim.base_lr, simclr.optim.weight_decay, simclr.method.temperature,
             simclr.augment.color_strength, simclr.trainer.max_epochs) == ("lars", 1.0, 1e-4, 0.5, 0.5, 1000)
     assert (byol.optim.base_lr, byol.optim.trust_coeff, byol.optim.weight_decay, byol.method.tau_base,

@@ -68,7 +68,8 @@ def views_from_config(cfg: Mapping[str, Any], image_size: int | None = None) -> 
         s = at("color_strength", i)
         views.append(
             ViewAug(
-                **{f.name: at(f.name, i) for f in fields(ViewAug) if f.name not in ("brightness", "contrast", "saturation", "hue")},
+                **{f.name: at(f.name, i) for f in fields(ViewAug)
+                   if f.name not in ("brightness", "contrast", "saturation", "hue")},
                 brightness=at("brightness", i) * s,
                 contrast=at("contrast", i) * s,
                 saturation=at("saturation", i) * s,

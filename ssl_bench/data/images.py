@@ -98,7 +98,8 @@ def _tv_dataset(name: str, root: Path, download: bool, verify: bool, **kwargs: A
         ) from None
 
 
-def load_cifar(name: str, root: Any, download: bool = False, verify: bool = True) -> tuple[dict[str, Split], tuple[str, ...]]:
+def load_cifar(name: str, root: Any, download: bool = False,
+               verify: bool = True) -> tuple[dict[str, Split], tuple[str, ...]]:
     """CIFAR-10 / CIFAR-100 in torchvision's pickle layout (``<root>/cifar-10-batches-py``)."""
     root = _root(root)
     out: dict[str, Split] = {}
@@ -278,7 +279,8 @@ def load_imagefolder(root: Any, train: Iterable[str], eval_train: str, test: str
     bank_x, bank_y, classes = get(eval_train, True)
     test_x, test_y, test_classes = get(test, True)
     if test_classes != classes:
-        raise DatasetMissing(f"{root / test} has classes {list(test_classes)}, {root / eval_train} has {list(classes)}; "
+        raise DatasetMissing(f"{root / test} has classes {list(test_classes)}, "
+                             f"{root / eval_train} has {list(classes)}; "
                              "the evaluation splits need the same class folders")
     parts = [get(name, False)[:2] for name in train]
     pre = (torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]))
@@ -286,7 +288,8 @@ def load_imagefolder(root: Any, train: Iterable[str], eval_train: str, test: str
 
 
 # --- split helpers -------------------------------------------------------------------------------
-def subset_indices(n: int, fraction: float | None = None, size: int | None = None, seed: int = 0) -> torch.Tensor | None:
+def subset_indices(n: int, fraction: float | None = None, size: int | None = None,
+                   seed: int = 0) -> torch.Tensor | None:
     """Sorted indices of a seeded random subset of ``range(n)`` (``fraction`` of it, or ``size``
     elements); None when the subset is everything. Shared by every storage mode, so a seed selects
     the same images from memory, from files and from shards."""

@@ -87,7 +87,8 @@ def write_split(src: Path, dst: Path, split: str, shard_size: int = 1000, seed: 
             for i, data, err in batch:
                 if data is None:
                     if on_corrupt == "error":
-                        raise ShardError(f"unreadable image {files[i]} ({err}); --on-corrupt skip leaves such files out")
+                        raise ShardError(f"unreadable image {files[i]} ({err}); "
+                                         "--on-corrupt skip leaves such files out")
                     bad.append((files[i], err))
                     continue
                 sink.write({"__key__": f"{i:08d}", files[i].suffix.lower().lstrip("."): data, "cls": int(targets[i])})

@@ -8,7 +8,8 @@ most two it shares with a neighbour), and every selected image is read once per 
 Training parts are equal and whole batches (the remainder, fewer than ``R`` x batch images, is dropped, as
 ``drop_last`` drops a partial batch), so every rank runs the same number of steps, which DDP needs;
 evaluation parts are contiguous and differ by at most one image, nothing repeated (the features are
-gathered in rank order, so every image counts once, as in memory mode). Within a worker a shuffle buffer (``data.shuffle_buffer`` images) mixes the shards it reads.
+gathered in rank order, so every image counts once, as in memory mode). Within a worker a shuffle buffer
+(``data.shuffle_buffer`` images) mixes the shards it reads.
 
 The tar parsing is WebDataset's (``webdataset.tariterators.tarfile_samples``) and so is the shuffle buffer
 (``webdataset.filters._shuffle``). The plan is computed here because WebDataset splits by whole shards
@@ -51,7 +52,8 @@ def load_index(root: Path) -> dict[str, Any]:
                              f"`python -m ssl_bench.data.shard IMAGE_FOLDER {root}`")
     index = json.loads(path.read_text())
     if index.get("format") != FORMAT:
-        raise DatasetMissing(f"{path} is not an ssl-bench shard index (format {index.get('format')!r}, expected {FORMAT!r})")
+        raise DatasetMissing(f"{path} is not an ssl-bench shard index "
+                             f"(format {index.get('format')!r}, expected {FORMAT!r})")
     return index
 
 
@@ -290,7 +292,8 @@ def shard_datasets(cfg: Any, reader: Any) -> tuple[dict[str, Any], tuple[str, ..
 
     datasets: dict[str, Any] = {
         "train": TrainShards(train, keep(train, fraction=cfg.fraction, offset=0), reader, int(torch.initial_seed()),
-                             int(cfg.get("shuffle_buffer", 1000)), unlabelled=str(cfg.get("labels", "auto")) == "false"),
+                             int(cfg.get("shuffle_buffer", 1000)),
+                             unlabelled=str(cfg.get("labels", "auto")) == "false"),
         "bank": EvalShards(bank, None, size), "test": EvalShards(test, None, size),
         "val": EvalShards(test, keep(test, size=cfg.val_size, offset=1), size),
     }

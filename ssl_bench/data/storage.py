@@ -148,7 +148,8 @@ def build_stream_datamodule(cfg: Any, augment: Any = None, storage: str = "strea
     else:
         lists, classes = folder_lists(cfg)
         train, bank, test = lists["train"], lists["bank"], lists["test"]
-        datasets = {"train": TrainFiles(_take(train, subset_indices(len(train), fraction=cfg.fraction, seed=seed)), reader),
+        datasets = {"train": TrainFiles(_take(train, subset_indices(len(train), fraction=cfg.fraction, seed=seed)),
+                                        reader),
                     "bank": EvalFiles(bank, size), "test": EvalFiles(test, size),
                     "val": EvalFiles(_take(test, subset_indices(len(test), size=cfg.val_size, seed=seed + 1)), size)}
         if cfg.bank_size is not None:

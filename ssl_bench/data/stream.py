@@ -295,7 +295,8 @@ class StreamDataModule(pl.LightningDataModule):
     def _loader(self, name: str, train: bool, split_ranks: bool = True, persistent: bool = True) -> DataLoader:
         ds = self.datasets[name]
         kwargs: dict[str, Any] = dict(batch_size=self.batch_size if train else self.eval_batch_size,
-                                      num_workers=self.num_workers, collate_fn=collate_items, pin_memory=self.pin_memory,
+                                      num_workers=self.num_workers, collate_fn=collate_items,
+                                      pin_memory=self.pin_memory,
                                       persistent_workers=persistent and self.num_workers > 0, drop_last=train)
         if isinstance(ds, IterableDataset):      # shards: the dataset splits itself by rank and worker
             rank, world = self._dist() if split_ranks else (0, 1)

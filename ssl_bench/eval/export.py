@@ -58,7 +58,8 @@ def _convnet_recipe(backbone: nn.Module) -> list[str]:
         "import torch; from torch import nn",
         f"w = {channels}   # input channels, then one width per block",
         "block = lambda a, b: [nn.Conv2d(a, b, 3, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]   # stride 2",
-        "model = nn.Sequential(*sum((block(a, b) for a, b in zip(w, w[1:])), []), nn.AdaptiveAvgPool2d(1), nn.Flatten())",
+        "model = nn.Sequential(*sum((block(a, b) for a, b in zip(w, w[1:])), []), "
+        "nn.AdaptiveAvgPool2d(1), nn.Flatten())",
         LOAD_LINE,
     ]
 

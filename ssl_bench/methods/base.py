@@ -153,7 +153,8 @@ class SSLMethod(pl.LightningModule):
         return out.loss + probe_loss
 
     # --- monitors ----------------------------------------------------------------------------------
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int,
+                        dataloader_idx: int = 0) -> None:
         x, y = batch
         feats = self(x)
         if dataloader_idx == 0:            # kNN bank: unaugmented training images

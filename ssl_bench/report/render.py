@@ -284,8 +284,8 @@ def to_rich(report: Table) -> Any:
         styled = [escape(c) for c in cells]
         for j, col in enumerate(report.columns):
             cell = report.cell(row, col)
-            worst = next((s for s in ("failed", "interrupted", "diverged", "collapsed", "running") if cell.counts.get(s)),
-                         None)
+            worst = next((s for s in ("failed", "interrupted", "diverged", "collapsed", "running")
+                          if cell.counts.get(s)), None)
             if worst:
                 styled[nkeys + nsub * j + 2] = f"[{STATUS_STYLE[worst]}]{styled[nkeys + nsub * j + 2]}[/]"
             if isinstance(report, SweepReport) and cell is report.best:

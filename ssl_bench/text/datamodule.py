@@ -133,8 +133,9 @@ class TextDataModule(pl.LightningDataModule):
         self.heldout = Rows(*masked_batch(self.heldout_ids, self.heldout_spec, g))
         self.spec: MaskSpec | None = None
         self.stats = {"documents": len(train_docs) + len(heldout_docs), "heldout_documents": len(heldout_docs),
-                      "train_sequences": int(self.train_ids.shape[0]), "heldout_sequences": int(self.heldout_ids.shape[0]),
-                      "train_tokens": self.train_tokens, "heldout_masked_tokens": int((self.heldout.tensors[2] != IGNORE).sum()),
+                      "train_sequences": int(self.train_ids.shape[0]),
+                      "heldout_sequences": int(self.heldout_ids.shape[0]), "train_tokens": self.train_tokens,
+                      "heldout_masked_tokens": int((self.heldout.tensors[2] != IGNORE).sum()),
                       "vocab_size": self.vocab_size}
         log.info("text data: %s", ", ".join(f"{k} {v}" for k, v in self.stats.items()))
 
@@ -146,7 +147,8 @@ class TextDataModule(pl.LightningDataModule):
         seqs = pack(tokenised, self.cfg.max_length, self.cfg.packing, BOS, EOS)
         return to_tensor(seqs, self.cfg.max_length)
 
-    def configure_masking(self, spec: MaskSpec, masking: str = "dynamic", static_copies: int = 1, seed: int = 0) -> None:
+    def configure_masking(self, spec: MaskSpec, masking: str = "dynamic", static_copies: int = 1,
+                          seed: int = 0) -> None:
         """Set how training sequences are masked (the method's knobs)."""
         if masking not in ("dynamic", "static"):
             raise ValueError(f"method.masking={masking!r}; allowed: dynamic, static")

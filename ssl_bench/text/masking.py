@@ -50,7 +50,8 @@ def mask_tokens(input_ids: torch.Tensor, spec: MaskSpec, generator: torch.Genera
     selected = selectable & (u_select < spec.mask_prob)
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE))
     to_mask = selected & (u_action < spec.mask_token_prob)
-    to_random = selected & (u_action >= spec.mask_token_prob) & (u_action < spec.mask_token_prob + spec.random_token_prob)
+    to_random = (selected & (u_action >= spec.mask_token_prob)
+                 & (u_action < spec.mask_token_prob + spec.random_token_prob))
     corrupted = torch.where(to_mask, torch.full_like(input_ids, spec.mask_id), input_ids)
     corrupted = torch.where(to_random, random_ids, corrupted)
     return corrupted, labels
