@@ -178,14 +178,15 @@ def handle_signals() -> Iterator[_Signals | None]:
 
 
 def _children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (Linux ``/proc``; none elsewhere)."""
+    """Direct child processes of ``pid`` that still run (Linux ``/proc``; none elsewhere; an ended child
+    not yet reaped, a zombie, is not counted)."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if int(fields[1]) == pid and fields[0] != "Z":
             out.append(int(stat.parent.name))
     return out
 
@@ -207,7 +208,7 @@ def forwarded_signals() -> Iterator[None]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
         deadline = time.monotonic() + 60           # let their jobs record the interruption
-        while any(Path(f"/proc/{c}").exists() and c in _children(me) for c in children) and time.monotonic() < deadline:
+        while set(children) & set(_children(me)) and time.monotonic() < deadline:
             time.sleep(0.1)
         raise Interrupted(signum)
 
