@@ -1,7 +1,8 @@
 # ssl-bench: `make demo` (pretrain SimCLR, BYOL and SimSiam on the embedded data, print the
-# table), `make test` (`make lint`, then the tests), `make format` (ruff's fixes: import order,
-# upgrades) and `make bench` (performance benchmarks: benchmarks/run.py, ARGS=--quick for a smoke
-# run). All create .venv and install the project on first use.
+# table), `make test` (`make lint`: ruff check + format check, then the tests), `make format`
+# (ruff format, then ruff's fixes: import order, upgrades) and `make bench` (performance
+# benchmarks: benchmarks/run.py, ARGS=--quick for a smoke run). All create .venv and install the
+# project on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -28,8 +29,10 @@ test: lint
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 format: $(STAMP)
+	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 test-slow: $(STAMP)

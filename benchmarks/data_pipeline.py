@@ -99,8 +99,9 @@ def imagenet_like(out: Path, n: int, size: tuple[int, int] = (400, 350), seed: i
             for k, m in enumerate(members[: n // len(by_class)]):
                 w, h = int(size[0] * rng.uniform(0.9, 1.1)), int(size[1] * rng.uniform(0.9, 1.1))
                 with Image.open(z.open(m)) as im:
-                    im.convert("RGB").resize((w, h), Image.BICUBIC).save(out / "train" / c / f"{k:05d}.jpg",
-                                                                        quality=quality)
+                    im.convert("RGB").resize((w, h), Image.BICUBIC).save(
+                        out / "train" / c / f"{k:05d}.jpg", quality=quality
+                    )
     done.write_text("")
     return out
 
@@ -138,13 +139,21 @@ def torchvision_loader(root: Path, ids: np.ndarray, workers: int, batch: int) ->
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
-    t = v2.Compose([v2.RandomResizedCrop(224, scale=(0.08, 1.0), antialias=True), v2.RandomHorizontalFlip(),
-                    v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(0.2),
-                    v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-                    v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    t = v2.Compose(
+        [
+            v2.RandomResizedCrop(224, scale=(0.08, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            v2.RandomGrayscale(0.2),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
     ds = torch.utils.data.Subset(ImageFolder(str(root / "train"), transform=TwoViews(t)), ids.tolist())
-    return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                                       persistent_workers=True)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True, persistent_workers=True
+    )
 
 
 def stream_loader(root: Path, ids: np.ndarray, workers: int, batch: int, draft: bool = True) -> Any:
@@ -152,9 +161,15 @@ def stream_loader(root: Path, ids: np.ndarray, workers: int, batch: int, draft: 
 
     files, _ = scan(str(root), "train", "auto")
     reader = CropReader([(0.08, 1.0)] * 2, 224, draft=draft)
-    return torch.utils.data.DataLoader(TrainFiles(files.take(ids), reader), batch_size=batch, shuffle=True,
-                                       num_workers=workers, drop_last=True, persistent_workers=True,
-                                       collate_fn=collate_items)
+    return torch.utils.data.DataLoader(
+        TrainFiles(files.take(ids), reader),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=True,
+        collate_fn=collate_items,
+    )
 
 
 def shard_loader(shards: Path, ids: np.ndarray, workers: int, batch: int) -> Any:
@@ -164,15 +179,24 @@ def shard_loader(shards: Path, ids: np.ndarray, workers: int, batch: int) -> Any
     split = Split(shards, "train", load_index(shards)["splits"]["train"])
     ds = TrainShards(split, split.positions(ids), CropReader([(0.08, 1.0)] * 2, 224), seed=0, shuffle_buffer=256)
     ds.configure(batch_size=batch)
-    return EpochLoader(ds, batch_size=batch, num_workers=workers, drop_last=True, persistent_workers=True,
-                       collate_fn=collate_items)
+    return EpochLoader(
+        ds, batch_size=batch, num_workers=workers, drop_last=True, persistent_workers=True, collate_fn=collate_items
+    )
 
 
 def batched_augment() -> Any:
     from ssl_bench.data.augment import BatchAugment, ViewAug
 
-    v = ViewAug(crop_min_scale=0.08, flip_p=0.5, color_p=0.8, brightness=0.4, contrast=0.4, saturation=0.4,
-                hue=0.1, grayscale_p=0.2)
+    v = ViewAug(
+        crop_min_scale=0.08,
+        flip_p=0.5,
+        color_p=0.8,
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
+        hue=0.1,
+        grayscale_p=0.2,
+    )
     return BatchAugment([v, v], 224, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
@@ -180,7 +204,7 @@ def one_pass(loader: Any, augment: Any = None) -> tuple[float, int]:
     """(seconds, source images) of one pass over the loader's images."""
     n = 0
     t = time.perf_counter()
-    for batch in loader:          # (views, labels, ...): torchvision's lists of views or our uint8 crops
+    for batch in loader:  # (views, labels, ...): torchvision's lists of views or our uint8 crops
         if augment is not None:
             augment(batch[0])
         n += len(batch[1])
@@ -201,17 +225,23 @@ def section_throughput(args: argparse.Namespace, tmp: Path) -> None:
     torch.set_num_threads(1)
     for workers in args.workers:
         cases = {
-            "torchvision ImageFolder + PIL + v2 per image": lambda: (torchvision_loader(data, ids, workers, batch),
-                                                                     None),
+            "torchvision ImageFolder + PIL + v2 per image": lambda: (
+                torchvision_loader(data, ids, workers, batch),
+                None,
+            ),
             "stream (ours)": lambda: (stream_loader(data, ids, workers, batch), None),
-            "stream, full decode (no reduced-scale decoding)": lambda: (stream_loader(data, ids, workers, batch, False),
-                                                                        None),
+            "stream, full decode (no reduced-scale decoding)": lambda: (
+                stream_loader(data, ids, workers, batch, False),
+                None,
+            ),
             "shards (ours)": lambda: (shard_loader(shards, ids, workers, batch), None),
-            "stream + batched aug on this CPU (1 thread)": lambda: (stream_loader(data, ids, workers, batch),
-                                                                    batched_augment()),
+            "stream + batched aug on this CPU (1 thread)": lambda: (
+                stream_loader(data, ids, workers, batch),
+                batched_augment(),
+            ),
         }
         built = {k: f() for k, f in cases.items()}
-        for loader, aug in built.values():       # start the workers, warm the caches
+        for loader, aug in built.values():  # start the workers, warm the caches
             one_pass(loader, aug)
         times: dict[str, list[float]] = {k: [] for k in built}
         for _ in range(rounds):
@@ -221,8 +251,11 @@ def section_throughput(args: argparse.Namespace, tmp: Path) -> None:
         base = statistics.median(times["torchvision ImageFolder + PIL + v2 per image"])
         for k, v in times.items():
             rate = statistics.median(v)
-            extra: dict[str, Any] = {"workers": workers, "per_worker": round(rate / workers, 1),
-                                     "rounds": [round(x, 1) for x in v]}
+            extra: dict[str, Any] = {
+                "workers": workers,
+                "per_worker": round(rate / workers, 1),
+                "rounds": [round(x, 1) for x in v],
+            }
             if not k.startswith("torchvision"):
                 extra.update(ratio=round(rate / base, 3))
                 if k == "stream (ours)":
@@ -261,7 +294,7 @@ def peak_run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[int, int, 
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak, main, procs = 0, 0, 0
     out: list[str] = []
-    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)   # type: ignore[arg-type]
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
     reader.start()
     t = time.perf_counter()
     while proc.poll() is None:
@@ -282,28 +315,55 @@ def section_memory(args: argparse.Namespace, tmp: Path) -> None:
     cmd0 = [str(exe)] if exe.exists() else [sys.executable, "-m", "ssl_bench.app"]
     sizes = (1000, 4000) if args.quick else (5000, 20000)
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    common = ["data=imagefolder", "data.image_size=64", "data.crop_min_scale=0.2", "data.batch_size=128",
-              "data.val_size=500", "data.bank_size=1000", "data.eval_batch_size=256", "data.num_workers=2",
-              "trainer.max_epochs=1", "trainer.limit_train_batches=20", "trainer.num_threads=1",
-              "trainer.enable_progress_bar=false", "trainer.checkpoint=false", "logger=none", "eval.linear_epochs=5",
-              "eval.every_n_epochs=1", "data.cache_dir=null"]
-    variants = {   # name: (overrides, repeats)
+    common = [
+        "data=imagefolder",
+        "data.image_size=64",
+        "data.crop_min_scale=0.2",
+        "data.batch_size=128",
+        "data.val_size=500",
+        "data.bank_size=1000",
+        "data.eval_batch_size=256",
+        "data.num_workers=2",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=20",
+        "trainer.num_threads=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.checkpoint=false",
+        "logger=none",
+        "eval.linear_epochs=5",
+        "eval.every_n_epochs=1",
+        "data.cache_dir=null",
+    ]
+    variants = {  # name: (overrides, repeats)
         "stream": (["data.storage=stream"], 1 if args.quick else 2),
-        "stream, training only (no initial / final evaluation)":
-            (["data.storage=stream", "eval.initial=false", "eval.final=false"], 1 if args.quick else 2),
+        "stream, training only (no initial / final evaluation)": (
+            ["data.storage=stream", "eval.initial=false", "eval.final=false"],
+            1 if args.quick else 2,
+        ),
         "memory": (["data.storage=memory"], 1),
     }
     for name, (extra, repeats) in variants.items():
         for n in sizes:
             root = noise_folder(tmp / f"folder-{n}", n)
-            runs = [peak_run([*cmd0, *common, *extra, f"data.root={root}", f"hydra.run.dir={tmp / f'run-{n}-{k}'}"],
-                             env, tmp) for k in range(repeats)]
+            runs = [
+                peak_run(
+                    [*cmd0, *common, *extra, f"data.root={root}", f"hydra.run.dir={tmp / f'run-{n}-{k}'}"], env, tmp
+                )
+                for k in range(repeats)
+            ]
             peak = statistics.median(r[0] for r in runs)
-            row("memory", f"{name}, {n:,} images", peak / 2**20, "MiB peak PSS (process tree)", images=n,
+            row(
+                "memory",
+                f"{name}, {n:,} images",
+                peak / 2**20,
+                "MiB peak PSS (process tree)",
+                images=n,
                 runs_mib=[round(r[0] / 2**20, 1) for r in runs],
                 main_peak_rss_mib=round(statistics.median(r[1] for r in runs) / 2**20, 1),
-                max_processes=max(r[2] for r in runs), wall_s=round(statistics.median(r[3] for r in runs), 1),
-                decoded_mib=round(n * 3 * 64 * 64 / 2**20, 1))
+                max_processes=max(r[2] for r in runs),
+                wall_s=round(statistics.median(r[3] for r in runs), 1),
+                decoded_mib=round(n * 3 * 64 * 64 / 2**20, 1),
+            )
 
 
 # --- main -------------------------------------------------------------------------------------------------
@@ -329,17 +389,25 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown section(s) {bad}; allowed: {','.join(SECTIONS)}")
     t0 = time.perf_counter()
     load_before = loadavg()
-    print(f"ssl-bench data-pipeline benchmarks ({'quick' if args.quick else 'full'}): {', '.join(only)}; "
-          f"load {load_before}", flush=True)
+    print(
+        f"ssl-bench data-pipeline benchmarks ({'quick' if args.quick else 'full'}): {', '.join(only)}; "
+        f"load {load_before}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in only:
             print(f"== {name}", flush=True)
             {"throughput": section_throughput, "memory": section_memory}[name](args, Path(tmp))
-    result = {"command": " ".join(["python", "benchmarks/data_pipeline.py",
-                                   *(argv if argv is not None else sys.argv[1:])]),
-              "quick": args.quick, "sections": only, "machine": machine(), "loadavg": [load_before, loadavg()],
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s": round(time.perf_counter() - t0, 1),
-              "rows": ROWS}
+    result = {
+        "command": " ".join(["python", "benchmarks/data_pipeline.py", *(argv if argv is not None else sys.argv[1:])]),
+        "quick": args.quick,
+        "sections": only,
+        "machine": machine(),
+        "loadavg": [load_before, loadavg()],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "rows": ROWS,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

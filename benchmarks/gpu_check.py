@@ -32,8 +32,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ZIP = ROOT.parent / "shared" / "datasets" / "cifar10" / "cifar10-jpg.zip"
-ANCHORS = [("tuned single-file SimCLR, ResNet-18, batch 512, A100", 11.9),
-           ("lightly CIFAR-10 benchmark, A6000, kNN pass included", 27.5)]
+ANCHORS = [
+    ("tuned single-file SimCLR, ResNet-18, batch 512, A100", 11.9),
+    ("lightly CIFAR-10 benchmark, A6000, kNN pass included", 27.5),
+]
 COMMON = ["logger=none", "trainer.enable_progress_bar=false", "trainer.checkpoint=false"]
 
 
@@ -81,8 +83,10 @@ def augmentation(device: str, sizes: list[int], batch: int, rounds: int) -> list
     out = []
     for size in sizes:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose("config", overrides=["augment=simclr", f"data.image_size={size}",
-                                               f"augment.blur_min_size={min(size, 64)}"])
+            cfg = compose(
+                "config",
+                overrides=["augment=simclr", f"data.image_size={size}", f"augment.blur_min_size={min(size, 64)}"],
+            )
         aug = BatchAugment(views_from_config(cfg.augment, size), size, cfg.data.mean, cfg.data.std).to(device)
         x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
         times = []
@@ -115,16 +119,31 @@ def main(argv: list[str] | None = None) -> int:
     if not gpu and not args.smoke:
         raise SystemExit("gpu_check: no CUDA GPU here; run with --smoke to check the script on the CPU")
     rows: list[dict[str, Any]] = []
-    result: dict[str, Any] = {"command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
-                              "gpu": torch.cuda.get_device_name(0) if gpu else None,
-                              "torch": torch.__version__, "platform": platform.platform(), "rows": rows}
+    result: dict[str, Any] = {
+        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+        "gpu": torch.cuda.get_device_name(0) if gpu else None,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "rows": rows,
+    }
     if args.smoke:
-        data = ["backbone.model_kwargs.widths=[8,16,16,32]", "data.train_size=256", "data.val_size=64",
-                "data.test_size=64", "data.batch_size=64", "method.projector.hidden_dim=64",
-                "method.projector.out_dim=32", "eval.linear_epochs=5", "eval.knn_k=20", "trainer.num_threads=1"]
+        data = [
+            "backbone.model_kwargs.widths=[8,16,16,32]",
+            "data.train_size=256",
+            "data.val_size=64",
+            "data.test_size=64",
+            "data.batch_size=64",
+            "method.projector.hidden_dim=64",
+            "method.projector.out_dim=32",
+            "eval.linear_epochs=5",
+            "eval.knn_k=20",
+            "trainer.num_threads=1",
+        ]
         simclr, simsiam, n_images = ["method=simclr", *data], ["method=simsiam", *data], 256
-        variants = [("fp32", []), ("channels_last + bf16", ["trainer.channels_last=true",
-                                                             "trainer.precision=bf16-mixed"])]
+        variants = [
+            ("fp32", []),
+            ("channels_last + bf16", ["trainer.channels_last=true", "trainer.precision=bf16-mixed"]),
+        ]
         aug_sizes, aug_batch = [32, 64], 64
     else:
         folder = cifar_folder(args.data, work)
@@ -132,26 +151,47 @@ def main(argv: list[str] | None = None) -> int:
         simclr = ["recipe=cifar10_simclr", *data, "data.batch_size=512"]
         simsiam = ["recipe=cifar10_simsiam", *data, "trainer.precision=bf16-mixed", "trainer.channels_last=true"]
         n_images = 50000
-        variants = [("fp32", ["trainer.channels_last=false", "trainer.precision=32-true"]),
-                    ("channels_last + bf16", ["trainer.channels_last=true", "trainer.precision=bf16-mixed"]),
-                    ("channels_last + bf16 + compile", ["trainer.channels_last=true", "trainer.precision=bf16-mixed",
-                                                        "trainer.compile=true"])]
+        variants = [
+            ("fp32", ["trainer.channels_last=false", "trainer.precision=32-true"]),
+            ("channels_last + bf16", ["trainer.channels_last=true", "trainer.precision=bf16-mixed"]),
+            (
+                "channels_last + bf16 + compile",
+                ["trainer.channels_last=true", "trainer.precision=bf16-mixed", "trainer.compile=true"],
+            ),
+        ]
         aug_sizes, aug_batch = [32, 224], 512
     device = "cuda" if gpu else "cpu"
     trainer = ["trainer=gpu"] if gpu else ["trainer=cpu"]
 
-    print("1. SimCLR epoch time (ResNet-18, CIFAR stem, batch 512)" if gpu else "1. SimCLR epoch time (smoke)",
-          flush=True)
+    print(
+        "1. SimCLR epoch time (ResNet-18, CIFAR stem, batch 512)" if gpu else "1. SimCLR epoch time (smoke)", flush=True
+    )
     for name, extra in variants:
-        rec = ssl_bench(work / f"simclr-{len(rows)}", *simclr, *trainer, *extra, "trainer.max_epochs=2",
-                        "eval.initial=false", "eval.final=false", "eval.every_n_epochs=1000")
+        rec = ssl_bench(
+            work / f"simclr-{len(rows)}",
+            *simclr,
+            *trainer,
+            *extra,
+            "trainer.max_epochs=2",
+            "eval.initial=false",
+            "eval.final=false",
+            "eval.every_n_epochs=1000",
+        )
         seconds = epoch_seconds(rec, n_images)
-        rows.append({"section": "epoch", "case": f"SimCLR {name}", "seconds": seconds,
-                     "img_per_s": rec["epochs"][-1]["train/img_per_s"], "wall_s": rec["_wall_s"]})
+        rows.append(
+            {
+                "section": "epoch",
+                "case": f"SimCLR {name}",
+                "seconds": seconds,
+                "img_per_s": rec["epochs"][-1]["train/img_per_s"],
+                "wall_s": rec["_wall_s"],
+            }
+        )
         print(f"   {name}: {seconds:.1f} s/epoch", flush=True)
     for label, seconds in ANCHORS:
-        rows.append({"section": "epoch", "case": f"anchor: {label}", "seconds": seconds, "img_per_s": None,
-                     "wall_s": None})
+        rows.append(
+            {"section": "epoch", "case": f"anchor: {label}", "seconds": seconds, "img_per_s": None, "wall_s": None}
+        )
 
     print("2. batched augmentation on the device", flush=True)
     for r in augmentation(device, aug_sizes, aug_batch, rounds=20 if gpu else 3):
@@ -160,11 +200,24 @@ def main(argv: list[str] | None = None) -> int:
 
     epochs = args.simsiam_epochs if gpu else 2
     print(f"3. SimSiam sanity curve ({epochs} epochs)", flush=True)
-    rec = ssl_bench(work / "simsiam", *simsiam, *trainer, f"trainer.max_epochs={epochs}", "eval.every_n_epochs=1",
-                    "eval.final=false")
+    rec = ssl_bench(
+        work / "simsiam",
+        *simsiam,
+        *trainer,
+        f"trainer.max_epochs={epochs}",
+        "eval.every_n_epochs=1",
+        "eval.final=false",
+    )
     curve = [round(100 * e["val/knn_acc"], 2) for e in rec["epochs"] if "val/knn_acc" in e]
-    rows.append({"section": "simsiam", "case": "kNN % by epoch", "curve": curve,
-                 "random_init": round(100 * rec["init"]["knn_acc"], 2), "wall_s": rec["_wall_s"]})
+    rows.append(
+        {
+            "section": "simsiam",
+            "case": "kNN % by epoch",
+            "curve": curve,
+            "random_init": round(100 * rec["init"]["knn_acc"], 2),
+            "wall_s": rec["_wall_s"],
+        }
+    )
     print(f"   kNN %: random init {rows[-1]['random_init']}, then {curve}", flush=True)
 
     out = Path(args.out)

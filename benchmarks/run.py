@@ -48,11 +48,25 @@ SECTIONS = ("train", "lightly", "augment", "batch", "mlm", "sweep")
 ROWS: list[dict[str, Any]] = []
 
 
-def row(section: str, case: str, value: float, unit: str, ratio: float | None = None,
-        target: float | None = None, **extra: Any) -> dict[str, Any]:
-    r = {"section": section, "case": case, "value": round(value, 3), "unit": unit,
-         "ratio": None if ratio is None else round(ratio, 3), "target": target,
-         "met": None if ratio is None or target is None else bool(ratio >= target), **extra}
+def row(
+    section: str,
+    case: str,
+    value: float,
+    unit: str,
+    ratio: float | None = None,
+    target: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    r = {
+        "section": section,
+        "case": case,
+        "value": round(value, 3),
+        "unit": unit,
+        "ratio": None if ratio is None else round(ratio, 3),
+        "target": target,
+        "met": None if ratio is None or target is None else bool(ratio >= target),
+        **extra,
+    }
     ROWS.append(r)
     ratio_s = "" if ratio is None else f"  ratio {ratio:.3f}" + ("" if target is None else f" (target >= {target})")
     print(f"  [{section}] {case}: {value:,.1f} {unit}{ratio_s}", flush=True)
@@ -65,8 +79,10 @@ def compose(*overrides: str) -> Any:
     from ssl_bench.config import config_dir, validate
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = hcompose("config", overrides=["logger=none", "trainer.enable_progress_bar=false",
-                                            "trainer.checkpoint=false", *overrides])
+        cfg = hcompose(
+            "config",
+            overrides=["logger=none", "trainer.enable_progress_bar=false", "trainer.checkpoint=false", *overrides],
+        )
     validate(cfg)
     return cfg
 
@@ -108,10 +124,20 @@ def lightning_steps(cfg: Any, dm: Any, steps: int) -> list[float]:
     model = METHODS[cfg.method.name].from_config(cfg, dm)
     tc = cfg.trainer
     trainer = pl.Trainer(
-        max_steps=steps, max_epochs=-1, accelerator="cpu", devices=1, precision=tc.precision,
-        log_every_n_steps=tc.log_every_n_steps, limit_val_batches=0, num_sanity_val_steps=0,
-        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-        logger=False, callbacks=[Cb()], default_root_dir=tempfile.gettempdir(),
+        max_steps=steps,
+        max_epochs=-1,
+        accelerator="cpu",
+        devices=1,
+        precision=tc.precision,
+        log_every_n_steps=tc.log_every_n_steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+        callbacks=[Cb()],
+        default_root_dir=tempfile.gettempdir(),
     )
     trainer.fit(model, datamodule=dm)
     return timer.steps()
@@ -151,6 +177,7 @@ def bare_steps(cfg: Any, dm: Any, steps: int, heads: str = "ours") -> list[float
                 tau = tau_at(done, 1000, cfg.method.tau_base, cfg.method.tau_schedule)
                 if heads == "lightly":
                     from lightly.models.utils import update_momentum as l_update
+
                     l_update(model.backbone, model.target_backbone, tau)
                     l_update(model.projector, model.target_projector, tau)
                 else:
@@ -202,15 +229,17 @@ def lightly_step_fn(model: Any, cfg: Any) -> Callable[[list[torch.Tensor]], Any]
             with torch.no_grad():
                 t0 = model.target_projector(model.target_backbone(x0))
                 t1 = model.target_projector(model.target_backbone(x1))
-            return StepOutput(2 + crit(p0, t1) + crit(p1, t0), f0, p0)   # = 2 - cos: same as ours / 2
+            return StepOutput(2 + crit(p0, t1) + crit(p1, t0), f0, p0)  # = 2 - cos: same as ours / 2
     else:
         # lightly's SimSiamProjectionHead has 3 layers (ImageNet); the suite's default has 2:
         # build the same 2-layer head from lightly's ProjectionHead blocks.
         hid, out = m.projector.hidden_dim, m.projector.out_dim
-        model.projector = ProjectionHead([
-            (d, hid, torch.nn.BatchNorm1d(hid), torch.nn.ReLU(inplace=True)),
-            (hid, out, torch.nn.BatchNorm1d(out, affine=False), None),
-        ])
+        model.projector = ProjectionHead(
+            [
+                (d, hid, torch.nn.BatchNorm1d(hid), torch.nn.ReLU(inplace=True)),
+                (hid, out, torch.nn.BatchNorm1d(out, affine=False), None),
+            ]
+        )
         model.predictor = SimSiamPredictionHead(out, m.predictor_head.hidden_dim, out)
         crit = NegativeCosineSimilarity()
 
@@ -220,6 +249,7 @@ def lightly_step_fn(model: Any, cfg: Any) -> Callable[[list[torch.Tensor]], Any]
             z0, z1 = model.projector(f0), model.projector(f1)
             p0, p1 = model.predictor(z0), model.predictor(z1)
             return StepOutput(0.5 * (crit(p0, z1.detach()) + crit(p1, z0.detach())), f0, p0)
+
     if cfg.trainer.channels_last:
         model.to(memory_format=torch.channels_last)
     return step
@@ -245,16 +275,37 @@ def section_train(args: argparse.Namespace, with_lightly: bool, with_suite: bool
                 per[k].append(median_step(fn(), warm))
         ips = {k: bs / statistics.median(v) for k, v in per.items()}
         if with_suite:
-            row("train", f"{method} suite (Lightning)", ips["suite"], "img/s", ips["suite"] / ips["bare"], 0.95,
-                vs="bare loop")
+            row(
+                "train",
+                f"{method} suite (Lightning)",
+                ips["suite"],
+                "img/s",
+                ips["suite"] / ips["bare"],
+                0.95,
+                vs="bare loop",
+            )
         row("train", f"{method} bare loop", ips["bare"], "img/s")
         if with_lightly:
             row("lightly", f"{method} lightly bare loop", ips["lightly"], "img/s")
             if with_suite:
-                row("lightly", f"{method} suite vs lightly", ips["suite"], "img/s", ips["suite"] / ips["lightly"], 1.0,
-                    vs="lightly bare loop")
-            row("lightly", f"{method} ours bare vs lightly", ips["bare"], "img/s", ips["bare"] / ips["lightly"], 1.0,
-                vs="lightly bare loop")
+                row(
+                    "lightly",
+                    f"{method} suite vs lightly",
+                    ips["suite"],
+                    "img/s",
+                    ips["suite"] / ips["lightly"],
+                    1.0,
+                    vs="lightly bare loop",
+                )
+            row(
+                "lightly",
+                f"{method} ours bare vs lightly",
+                ips["bare"],
+                "img/s",
+                ips["bare"] / ips["lightly"],
+                1.0,
+                vs="lightly bare loop",
+            )
 
 
 # --- augmentation ---------------------------------------------------------------------------------------
@@ -274,7 +325,7 @@ def section_augment(args: argparse.Namespace) -> None:
             for preset in ("simclr", "byol", "simsiam"):
                 cfg = compose(f"augment={preset}", f"data.image_size={size}")
                 augs[preset] = BatchAugment(views_from_config(cfg.augment, size), size, cfg.data.mean, cfg.data.std)
-                augs[preset](images)   # warm-up
+                augs[preset](images)  # warm-up
             per: dict[str, list[float]] = {k: [] for k in augs}
             for _ in range(reps):
                 for k, aug in augs.items():
@@ -283,8 +334,13 @@ def section_augment(args: argparse.Namespace) -> None:
                     per[k].append(time.perf_counter() - t)
             for k, v in per.items():
                 # an image = one source image turned into its two views
-                row("augment", f"{k} {size}px {threads} thread{'s' if threads > 1 else ''}",
-                    n / statistics.median(v), "img/s", batch=n)
+                row(
+                    "augment",
+                    f"{k} {size}px {threads} thread{'s' if threads > 1 else ''}",
+                    n / statistics.median(v),
+                    "img/s",
+                    batch=n,
+                )
         # the per-image path (augment.backend=torchvision): what one DataLoader worker (1 thread) delivers,
         # and the batched path's rate on the same thread as a ratio
         torch.set_num_threads(1)
@@ -306,8 +362,14 @@ def section_augment(args: argparse.Namespace) -> None:
                 t = time.perf_counter()
                 batched(images)
                 times.append(time.perf_counter() - t)
-            row("augment", f"{preset} {size}px torchvision v2 per image, 1 worker", tv_rate, "img/s",
-                ratio=(n / statistics.median(times)) / tv_rate, batch=n)
+            row(
+                "augment",
+                f"{preset} {size}px torchvision v2 per image, 1 worker",
+                tv_rate,
+                "img/s",
+                ratio=(n / statistics.median(times)) / tv_rate,
+                batch=n,
+            )
     torch.set_num_threads(old)
 
 
@@ -365,10 +427,21 @@ def section_mlm(args: argparse.Namespace) -> None:
             def on_train_epoch_start(self, *a: Any) -> None:
                 timer.mark()
 
-        trainer = pl.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", devices=1, limit_val_batches=0,
-                             num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
-                             enable_checkpointing=False, logger=False, callbacks=[Cb()],
-                             log_every_n_steps=cfg.trainer.log_every_n_steps, default_root_dir=tempfile.gettempdir())
+        trainer = pl.Trainer(
+            max_steps=steps,
+            max_epochs=-1,
+            accelerator="cpu",
+            devices=1,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            logger=False,
+            callbacks=[Cb()],
+            log_every_n_steps=cfg.trainer.log_every_n_steps,
+            default_root_dir=tempfile.gettempdir(),
+        )
         trainer.fit(model, datamodule=dm)
         return median_step(timer.steps(), warm), statistics.mean(toks)
 
@@ -393,14 +466,25 @@ def section_mlm(args: argparse.Namespace) -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             targs = TrainingArguments(
-                output_dir=tmp, per_device_train_batch_size=bs, max_steps=steps, learning_rate=5e-4,
-                weight_decay=0.01, warmup_steps=0, logging_strategy="no", save_strategy="no", eval_strategy="no",
-                report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, seed=0,
+                output_dir=tmp,
+                per_device_train_batch_size=bs,
+                max_steps=steps,
+                learning_rate=5e-4,
+                weight_decay=0.01,
+                warmup_steps=0,
+                logging_strategy="no",
+                save_strategy="no",
+                eval_strategy="no",
+                report_to=[],
+                use_cpu=True,
+                dataloader_num_workers=0,
+                disable_tqdm=True,
+                seed=0,
                 remove_unused_columns=False,
             )
-            with contextlib.redirect_stdout(io.StringIO()):   # the Trainer prints its summary dict
+            with contextlib.redirect_stdout(io.StringIO()):  # the Trainer prints its summary dict
                 Trainer(model=model, args=targs, train_dataset=data, data_collator=coll, callbacks=[Cb()]).train()
-        toks = [int((ids[i * bs:(i + 1) * bs] != PAD).sum()) for i in range(steps)]
+        toks = [int((ids[i * bs : (i + 1) * bs] != PAD).sum()) for i in range(steps)]
         return median_step(timer.steps(), warm), statistics.mean(toks)
 
     per: dict[str, list[float]] = {"ours": [], "hf": []}
@@ -412,20 +496,40 @@ def section_mlm(args: argparse.Namespace) -> None:
             tok_per_batch[k] = t
     tps = {k: tok_per_batch[k] / statistics.median(v) for k, v in per.items()}
     row("mlm", "transformers Trainer", tps["hf"], "tokens/s")
-    row("mlm", "method=mlm (Lightning)", tps["ours"], "tokens/s", tps["ours"] / tps["hf"], 1.0,
-        vs="transformers Trainer")
+    row(
+        "mlm",
+        "method=mlm (Lightning)",
+        tps["ours"],
+        "tokens/s",
+        tps["ours"] / tps["hf"],
+        1.0,
+        vs="transformers Trainer",
+    )
 
 
 # --- sweep ----------------------------------------------------------------------------------------------
 def section_sweep(args: argparse.Namespace) -> None:
     exe = Path(sys.executable).with_name("ssl-bench")
     cmd0 = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "ssl_bench.app"])]
-    tiny = ["-m", "method=simclr,byol", "logger=none", "trainer.num_threads=1", "trainer.enable_progress_bar=false",
-            "trainer.checkpoint=false", "trainer.max_epochs=1" if args.quick else "trainer.max_epochs=3",
-            "data.train_size=1024" if args.quick else "data.train_size=2048", "data.val_size=256",
-            "data.test_size=256", "eval.linear_epochs=10", "eval.knn_k=20", "eval.every_n_epochs=1"]
-    launchers = {"sequential (basic launcher)": [],
-                 "joblib n_jobs=2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
+    tiny = [
+        "-m",
+        "method=simclr,byol",
+        "logger=none",
+        "trainer.num_threads=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.checkpoint=false",
+        "trainer.max_epochs=1" if args.quick else "trainer.max_epochs=3",
+        "data.train_size=1024" if args.quick else "data.train_size=2048",
+        "data.val_size=256",
+        "data.test_size=256",
+        "eval.linear_epochs=10",
+        "eval.knn_k=20",
+        "eval.every_n_epochs=1",
+    ]
+    launchers = {
+        "sequential (basic launcher)": [],
+        "joblib n_jobs=2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    }
     per: dict[str, list[float]] = {k: [] for k in launchers}
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -433,8 +537,9 @@ def section_sweep(args: argparse.Namespace) -> None:
             for k, extra in launchers.items():
                 out = Path(tmp) / f"{r}-{len(per[k])}-{k.split()[0]}"
                 t = time.perf_counter()
-                res = subprocess.run([*cmd0, *tiny, *extra, f"hydra.sweep.dir={out}"], env=env, cwd=tmp,
-                                     capture_output=True, text=True)
+                res = subprocess.run(
+                    [*cmd0, *tiny, *extra, f"hydra.sweep.dir={out}"], env=env, cwd=tmp, capture_output=True, text=True
+                )
                 if res.returncode:
                     print(res.stdout[-2000:], res.stderr[-2000:])
                     raise RuntimeError(f"sweep with {k} failed (exit {res.returncode})")
@@ -455,8 +560,14 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "cuda": torch.cuda.is_available()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.is_available(),
+    }
 
 
 def summary_table() -> str:
@@ -516,10 +627,15 @@ def main(argv: list[str] | None = None) -> int:
         if name in only:
             print(f"== {name}", flush=True)
             sections[name]()
-    result = {"command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
-              "quick": args.quick, "sections": only, "machine": machine(),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "wall_s": round(time.perf_counter() - t0, 1), "rows": ROWS}
+    result = {
+        "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "quick": args.quick,
+        "sections": only,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "rows": ROWS,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

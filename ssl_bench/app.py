@@ -22,7 +22,7 @@ from ssl_bench.config import check_resources, config_dir, validate
 from ssl_bench.runfolder import BOOKKEEPING, job_overrides
 
 PROG = "ssl-bench"
-SWEPT_ENV = "SSL_BENCH_SWEPT"     # keys swept on the command line, for the job folder names
+SWEPT_ENV = "SSL_BENCH_SWEPT"  # keys swept on the command line, for the job folder names
 
 
 def _run_name(cfg: DictConfig, overrides: list[str]) -> str:
@@ -51,8 +51,11 @@ def job_dirname(overrides: list[str], limit: int = 100) -> str:
 
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides or []])
     swept = _swept()
-    pairs = [(o.key_or_group.lstrip("+~"), o.get_value_element_as_str()) for o in parsed
-             if not o.key_or_group.lstrip("+~").startswith((*BOOKKEEPING, "experiment"))]
+    pairs = [
+        (o.key_or_group.lstrip("+~"), o.get_value_element_as_str())
+        for o in parsed
+        if not o.key_or_group.lstrip("+~").startswith((*BOOKKEEPING, "experiment"))
+    ]
     pairs.sort(key=lambda kv: (kv[0] not in swept, kv[0]))
     text = ",".join(f"{k}={v}" for k, v in pairs)
     if not text:
@@ -91,7 +94,7 @@ def _app(cfg: DictConfig) -> float | None:
 
     try:
         return _job(cfg)
-    except UserError as err:      # one line, exit 2 (raised here, Hydra would add its own lines)
+    except UserError as err:  # one line, exit 2 (raised here, Hydra would add its own lines)
         print(f"{PROG}: {err.kind}: {err}", file=sys.stderr)
         sys.exit(2)
 
@@ -112,34 +115,36 @@ def _job(cfg: DictConfig) -> float | None:
         tag_sweep_job(cfg, hc.sweep.dir, overrides)
     from ssl_bench.distributed import detect
 
-    primary = detect(cfg).primary        # other ranks of a torchrun / srun job stay quiet
+    primary = detect(cfg).primary  # other ranks of a torchrun / srun job stay quiet
     try:
         record, action = execute(cfg, out_dir, overrides, _run_name(cfg, overrides), sweep_job=multirun)
     except OtherRankFailed:
-        sys.exit(2)                      # rank 0 says why
+        sys.exit(2)  # rank 0 says why
     except Interrupted as err:
-        end_worker_process(err)          # a joblib worker: gone, so that the launcher can stop
+        end_worker_process(err)  # a joblib worker: gone, so that the launcher can stop
         raise
     except UserError as err:
         if not multirun:
             raise
-        print(f"{PROG}: {out_dir}: {err.kind}: {err}", file=sys.stderr)   # this job only; the sweep goes on
+        print(f"{PROG}: {out_dir}: {err.kind}: {err}", file=sys.stderr)  # this job only; the sweep goes on
         return None
     except Exception:
         if not multirun:
             raise
         import traceback
 
-        traceback.print_exc()         # the record says "failed"; the rest of the sweep goes on
+        traceback.print_exc()  # the record says "failed"; the rest of the sweep goes on
         return None
     if not primary:
         return (record.get("final") or {}).get("knn_acc")
     if action == "skip":
-        if multirun:   # a re-run of the same sweep: this job's result is already there
+        if multirun:  # a re-run of the same sweep: this job's result is already there
             print(f"{PROG}: skipping {out_dir}: already {record.get('status')} (skip_finished=false reruns it)")
             return (record.get("final") or {}).get("knn_acc")
-        print(f"{PROG}: {out_dir} already holds this run, {record.get('status')}: nothing to resume "
-              "(overwrite=true starts over)")
+        print(
+            f"{PROG}: {out_dir} already holds this run, {record.get('status')}: nothing to resume "
+            "(overwrite=true starts over)"
+        )
     print_run_summary(record, out_dir)
     return (record.get("final") or {}).get("knn_acc")
 

@@ -51,13 +51,18 @@ class RunIdentity(pl.Callback):
     def __init__(self, run_id: str):
         self.run_id = run_id
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint[IDENTITY_KEY] = {"run_id": self.run_id}
 
 
 def epoch_checkpoint(run_dir: str | Path) -> ModelCheckpoint:
     """``<run dir>/checkpoints/last.ckpt`` at the end of every training epoch, overwritten in place."""
-    return ModelCheckpoint(dirpath=Path(run_dir) / CHECKPOINT_DIR, filename=LAST_CHECKPOINT.stem, save_top_k=1,
-                           save_on_train_epoch_end=True, enable_version_counter=False)
-
+    return ModelCheckpoint(
+        dirpath=Path(run_dir) / CHECKPOINT_DIR,
+        filename=LAST_CHECKPOINT.stem,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )

@@ -18,8 +18,15 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-PATH_KEYS = ("resume", "source", "hydra.run.dir", "hydra.sweep.dir", "data.root", "data.cache_dir",
-             "data.tokenizer_cache")
+PATH_KEYS = (
+    "resume",
+    "source",
+    "hydra.run.dir",
+    "hydra.sweep.dir",
+    "data.root",
+    "data.cache_dir",
+    "data.tokenizer_cache",
+)
 _SWEEP_FUNCS = ("range(", "choice(", "glob(", "interval(", "tag(", "shuffle(", "sort(")
 
 
@@ -111,7 +118,7 @@ def guarded(prog: str, app: Callable[[], Any], schema: type | None = None, error
     except (HydraException, OmegaConfBaseException) as err:
         print(f"{prog}: {error_kind}: {composition_message(err, schema, sys.argv[1:])}", file=sys.stderr)
         return 2
-    except PermissionError as err:      # Hydra creating the run folder or writing .hydra/
+    except PermissionError as err:  # Hydra creating the run folder or writing .hydra/
         print(f"{prog}: run folder: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
         return 2
     except SystemExit as err:

@@ -118,6 +118,7 @@ class SimSiam:
 class MLM:
     """RoBERTa-style masked LM (``method=mlm`` tiny / ``method=mlm_base``); the corpus, tokenizer and
     packing are ``data.*`` (``data=text_embedded`` / ``text_files``)."""
+
     name: str = "mlm"
     hidden_size: int = num(128, lo=1)
     num_layers: int = num(2, lo=1)
@@ -149,6 +150,7 @@ class Backbone:
 @dataclass
 class ImageData:
     """Keys every image dataset has (the embedded shapes and the real ones)."""
+
     image_size: int = num(32, lo=8)
     crop_min_scale: float = num(0.2, lo=0, hi=1)
     batch_size: int = num(256, lo=1)
@@ -167,8 +169,8 @@ class Data(ImageData):
     test_size: int = num(1000, lo=1)
     generator_seed: int = 1234
     contrast: float = num(0.4, lo=0, hi=1)
-    num_classes: int = num(10, lo=2, hi=1000)   # > 10: generated outlines after the ten named shapes
-    palette: int = num(0, lo=0)                 # 0: free colours; K >= 2: colours from K fixed ones
+    num_classes: int = num(10, lo=2, hi=1000)  # > 10: generated outlines after the ten named shapes
+    palette: int = num(0, lo=0)  # 0: free colours; K >= 2: colours from K fixed ones
 
 
 @dataclass
@@ -177,7 +179,7 @@ class TextData:
     paths: list[str] = field(default_factory=list)
     documents: str = choice("blank_line", "blank_line", "file")
     pattern: str = "**/*.txt"
-    vocab_size: int = num(2048, lo=261)        # 256 bytes + 5 special tokens at least
+    vocab_size: int = num(2048, lo=261)  # 256 bytes + 5 special tokens at least
     min_frequency: int = num(2, lo=1)
     tokenizer_cache: Any = None
     max_length: int = num(128, lo=8)
@@ -196,6 +198,7 @@ class TextData:
 @dataclass
 class RealImages(ImageData):
     """Keys every real image dataset shares (``data=cifar10|cifar100|stl10|imagefolder``)."""
+
     name: str = "cifar10"
     root: str = "data"
     fraction: float = num(1.0, lo=0, hi=1, lo_open=True)
@@ -229,23 +232,32 @@ class FolderData(RealImages):
     on_corrupt: str = choice("skip", "skip", "error")
     cache_dir: Any = "~/.cache/ssl-bench/imagefolder"
     decode_workers: int = num(2, lo=0)
-    storage: str = choice("auto", "auto", "memory", "stream", "shards")   # ssl_bench/data/storage.py
-    memory_budget_gb: float = num(8.0, lo=0)     # auto: memory when the decoded images fit (per process)
-    decode: str = choice("cpu", "cpu", "device")   # stream / shards: device = nvJPEG on the training GPU
-    shuffle_buffer: int = num(1000, lo=1)        # shards: images mixed per loader worker
+    storage: str = choice("auto", "auto", "memory", "stream", "shards")  # ssl_bench/data/storage.py
+    memory_budget_gb: float = num(8.0, lo=0)  # auto: memory when the decoded images fit (per process)
+    decode: str = choice("cpu", "cpu", "device")  # stream / shards: device = nvJPEG on the training GPU
+    shuffle_buffer: int = num(1000, lo=1)  # shards: images mixed per loader worker
 
 
 @dataclass
 class ImageNetData(FolderData):
     """ImageNet-1k and the ImageNet-100 subset: image folders (or their shards) of a fixed layout."""
+
     name: str = choice("imagenet", "imagenet", "imagenet100")
     eval_train: str = "train"
     test: str = "val"
 
 
-DATA: dict[str, type] = {"shapes": Data, "text_embedded": TextData, "text_files": TextData, "cifar10": CifarData,
-                         "cifar100": CifarData, "stl10": STL10Data, "imagefolder": FolderData,
-                         "imagenet": ImageNetData, "imagenet100": ImageNetData}
+DATA: dict[str, type] = {
+    "shapes": Data,
+    "text_embedded": TextData,
+    "text_files": TextData,
+    "cifar10": CifarData,
+    "cifar100": CifarData,
+    "stl10": STL10Data,
+    "imagefolder": FolderData,
+    "imagenet": ImageNetData,
+    "imagenet100": ImageNetData,
+}
 TEXT_METHODS = ("mlm",)
 
 
@@ -305,7 +317,7 @@ class Trainer:
     checkpoint: bool = True
     num_threads: int = num(0, lo=0)
     channels_last: bool = False
-    sync_batchnorm: str = choice("auto", "auto", "true", "false")   # auto: on when there are several processes
+    sync_batchnorm: str = choice("auto", "auto", "true", "false")  # auto: on when there are several processes
     compile: bool = False
 
 
@@ -313,13 +325,13 @@ class Trainer:
 class Logger:
     name: str = choice("wandb", "wandb", "csv", "none")
     mode: str = choice("auto", "auto", "online", "offline", "disabled")
-    project: str | None = "ssl-bench"   # null: ssl-bench-eval takes the pretraining run's
+    project: str | None = "ssl-bench"  # null: ssl-bench-eval takes the pretraining run's
     entity: Any = None
     group: Any = None
     tags: list[str] = field(default_factory=list)
     job_type: str = "pretrain"
     notes: Any = None
-    init_timeout: float = num(30.0, lo=0, lo_open=True)   # seconds to reach the W&B server, then offline
+    init_timeout: float = num(30.0, lo=0, lo_open=True)  # seconds to reach the W&B server, then offline
 
 
 @dataclass
@@ -341,15 +353,20 @@ class Eval:
 class Root:
     seed: int = 0
     name: Any = None
-    resume: Any = None        # null | auto | path to a .ckpt
-    study: Any = None         # conf/experiment/*: what ssl-bench-report needs to lay out a paper's table
-    skip_finished: bool = True   # multirun: jobs whose record says finished/collapsed/diverged are not rerun
-    overwrite: bool = False      # a folder that holds a run: move its files aside and start over
+    resume: Any = None  # null | auto | path to a .ckpt
+    study: Any = None  # conf/experiment/*: what ssl-bench-report needs to lay out a paper's table
+    skip_finished: bool = True  # multirun: jobs whose record says finished/collapsed/diverged are not rerun
+    overwrite: bool = False  # a folder that holds a run: move its files aside and start over
 
 
 GROUPS: dict[str, type] = {
-    "backbone": Backbone, "data": Data, "augment": Augment, "optim": Optim,
-    "trainer": Trainer, "logger": Logger, "eval": Eval,
+    "backbone": Backbone,
+    "data": Data,
+    "augment": Augment,
+    "optim": Optim,
+    "trainer": Trainer,
+    "logger": Logger,
+    "eval": Eval,
 }
 
 
@@ -360,8 +377,11 @@ def _join(path: str, key: Any) -> str:
 
 def _nested(schema: type) -> dict[str, type]:
     """Fields of ``schema`` that are schemas themselves (``method.projector``, ``linear`` ...)."""
-    return {f.name: f.default_factory for f in fields(schema)   # type: ignore[misc]
-            if f.default_factory is not MISSING and is_dataclass(f.default_factory)}
+    return {
+        f.name: f.default_factory
+        for f in fields(schema)  # type: ignore[misc]
+        if f.default_factory is not MISSING and is_dataclass(f.default_factory)
+    }
 
 
 def unknown_key(key: Any, allowed: Any, path: str = "") -> str:
@@ -408,8 +428,9 @@ def _check_value(key: str, value: Any, meta: dict) -> None:
         if lo_bad or (hi is not None and v > hi):
             lo_txt = "" if lo is None else (f"> {lo}" if meta.get("lo_open") else f">= {lo}")
             hi_txt = "" if hi is None else f"<= {hi}"
-            raise ConfigError(f"{key}={value!r} is out of range; "
-                              f"allowed: {' and '.join(t for t in (lo_txt, hi_txt) if t)}")
+            raise ConfigError(
+                f"{key}={value!r} is out of range; allowed: {' and '.join(t for t in (lo_txt, hi_txt) if t)}"
+            )
 
 
 def check_node(node: DictConfig, schema: type, path: str = "") -> DictConfig:
@@ -417,7 +438,7 @@ def check_node(node: DictConfig, schema: type, path: str = "") -> DictConfig:
     into the structured schema) and ranges, nested schemas included; ``ConfigError`` on the first
     problem. Returns the typed values (defaults filled in)."""
     _check_keys(node, schema, path)
-    try:   # interpolations resolve against the whole config first (e.g. ${data.batch_size} in trainer)
+    try:  # interpolations resolve against the whole config first (e.g. ${data.batch_size} in trainer)
         values = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
         typed = OmegaConf.merge(OmegaConf.structured(schema), values)
     except InterpolationResolutionError as err:
@@ -438,7 +459,7 @@ def _check_ranges(typed: DictConfig, raw: DictConfig, schema: type, path: str) -
             _check_ranges(typed[f.name], raw.get(f.name, typed[f.name]), nested[f.name], key)
             continue
         fixed = _bool_choice(raw.get(f.name), dict(f.metadata)) if f.name in raw else None
-        if fixed is not None:          # data.labels=true: the choice's string, as the code compares it
+        if fixed is not None:  # data.labels=true: the choice's string, as the code compares it
             raw[f.name] = fixed
             continue
         try:
@@ -459,7 +480,7 @@ def validate(cfg: DictConfig) -> None:
     for group, schema in GROUPS.items():
         if group not in cfg:
             raise ConfigError(f"{group}: missing config group")
-        if group == "data":   # one schema per data.name
+        if group == "data":  # one schema per data.name
             data = cfg[group]
             if isinstance(data, DictConfig) and data.get("name") not in DATA:
                 raise ConfigError(f"data.name={data.get('name')!r} is not allowed; allowed: {', '.join(DATA)}")
@@ -471,32 +492,42 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(unknown_key(key, root_keys))
     resume = cfg.get("resume")
     if resume is not None and resume != "auto" and not (isinstance(resume, str) and Path(resume).is_file()):
-        raise ConfigError(f"resume={resume!r} is not allowed; allowed: null, auto, or the path of an existing "
-                          "checkpoint (.ckpt)")
+        raise ConfigError(
+            f"resume={resume!r} is not allowed; allowed: null, auto, or the path of an existing checkpoint (.ckpt)"
+        )
     if "root" in cfg.data and OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError(f"data.root is required for data={cfg.data.name}: data.root=/path/to/dataset")
     text_data = DATA[cfg.data.name] is TextData
     if (method.name in TEXT_METHODS) != text_data:
         if text_data:
-            raise ConfigError(f"data={cfg.data.name} is text; method.name={method.name!r} needs images "
-                              f"(data=shapes, cifar10, cifar100, stl10 or imagefolder), or use method=mlm")
-        raise ConfigError(f"method.name={method.name!r} needs text data (data=text_embedded or data=text_files); "
-                          f"data.name={cfg.data.name!r} is images")
+            raise ConfigError(
+                f"data={cfg.data.name} is text; method.name={method.name!r} needs images "
+                f"(data=shapes, cifar10, cifar100, stl10 or imagefolder), or use method=mlm"
+            )
+        raise ConfigError(
+            f"method.name={method.name!r} needs text data (data=text_embedded or data=text_files); "
+            f"data.name={cfg.data.name!r} is images"
+        )
     if method.name == "mlm":
         if method.mask_token_prob + method.random_token_prob > 1:
-            raise ConfigError(f"method.mask_token_prob + method.random_token_prob = "
-                              f"{method.mask_token_prob + method.random_token_prob:g} must be <= 1")
+            raise ConfigError(
+                f"method.mask_token_prob + method.random_token_prob = "
+                f"{method.mask_token_prob + method.random_token_prob:g} must be <= 1"
+            )
         if method.hidden_size % method.num_heads:
-            raise ConfigError(f"method.hidden_size={method.hidden_size} must be a multiple of "
-                              f"method.num_heads={method.num_heads}")
+            raise ConfigError(
+                f"method.hidden_size={method.hidden_size} must be a multiple of method.num_heads={method.num_heads}"
+            )
     if text_data and cfg.data.heldout_mask_token_prob + cfg.data.heldout_random_token_prob > 1:
         raise ConfigError("data.heldout_mask_token_prob + data.heldout_random_token_prob must be <= 1")
     if cfg.data.name == "shapes" and cfg.data.palette == 1:
         raise ConfigError("data.palette=1 is not allowed; allowed: 0 (free colours) or at least 2 colours")
     if cfg.data.name == "shapes" and cfg.data.batch_size > cfg.data.train_size:
-        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is larger than "
-                          f"data.train_size={cfg.data.train_size}: "
-                          "no full batch can be drawn (batches drop the remainder)")
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} is larger than "
+            f"data.train_size={cfg.data.train_size}: "
+            "no full batch can be drawn (batches drop the remainder)"
+        )
     aug = cfg.augment
     for f in fields(Augment):
         value = aug[f.name]
@@ -518,18 +549,29 @@ def validate(cfg: DictConfig) -> None:
 def check_trainer(tc: DictConfig) -> None:
     """Settings that cannot train: no training batches, no devices, an accelerator that is not here."""
     limit = tc.limit_train_batches
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
-                              or limit <= 0 or (isinstance(limit, float) and limit > 1)):
-        raise ConfigError(f"trainer.limit_train_batches={limit!r} trains nothing or is not a size: give a fraction in "
-                          "(0, 1], a number of batches >= 1, or null (every batch)")
+    if limit is not None and (
+        isinstance(limit, bool)
+        or not isinstance(limit, (int, float))
+        or limit <= 0
+        or (isinstance(limit, float) and limit > 1)
+    ):
+        raise ConfigError(
+            f"trainer.limit_train_batches={limit!r} trains nothing or is not a size: give a fraction in "
+            "(0, 1], a number of batches >= 1, or null (every batch)"
+        )
     devices = tc.devices
-    bad_devices = (devices == 0 or isinstance(devices, bool)
-                   or (isinstance(devices, int) and devices < -1)
-                   or (isinstance(devices, (list, ListConfig)) and not devices)
-                   or (isinstance(devices, str) and devices != "auto" and devices.strip("-,0123456789 ") != ""))
+    bad_devices = (
+        devices == 0
+        or isinstance(devices, bool)
+        or (isinstance(devices, int) and devices < -1)
+        or (isinstance(devices, (list, ListConfig)) and not devices)
+        or (isinstance(devices, str) and devices != "auto" and devices.strip("-,0123456789 ") != "")
+    )
     if bad_devices:
-        raise ConfigError(f"trainer.devices={devices!r} is not allowed; allowed: auto, a number of devices >= 1, "
-                          "-1 (all), or a list of device indices")
+        raise ConfigError(
+            f"trainer.devices={devices!r} is not allowed; allowed: auto, a number of devices >= 1, "
+            "-1 (all), or a list of device indices"
+        )
     accelerator = str(tc.accelerator)
     if accelerator not in ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla", "hpu"):
         raise ConfigError(f"trainer.accelerator={accelerator!r} is not allowed; allowed: auto, cpu, gpu, cuda, mps")
@@ -543,8 +585,10 @@ def check_resources(cfg: DictConfig) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible here "
-                              "(torch.cuda.is_available() is false); use trainer=cpu")
+            raise ConfigError(
+                f"trainer.accelerator={accelerator}: no CUDA GPU is visible here "
+                "(torch.cuda.is_available() is false); use trainer=cpu"
+            )
 
 
 def _fields_of(schemas: list[type], path: list[str]) -> list[str] | None:

@@ -43,8 +43,8 @@ from ssl_bench.errors import ConfigError
 # torch.distributed.nn.functional's, which torch 2.x marks deprecated in favour of a private module.
 warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.", category=FutureWarning)
 
-WORKER_ENV = "SSL_BENCH_WORKER"      # set in the local ranks ssl-bench starts
-SPEC_DIR = ".ranks"                  # <run dir>/.ranks/job.json: what the started ranks run
+WORKER_ENV = "SSL_BENCH_WORKER"  # set in the local ranks ssl-bench starts
+SPEC_DIR = ".ranks"  # <run dir>/.ranks/job.json: what the started ranks run
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Ranks:
     world_size: int = 1
     node_rank: int = 0
     launcher: str = "single"
-    starts_others: bool = False      # rank 0 of ``ssl-bench trainer.devices=N``: it starts ranks 1..N-1
+    starts_others: bool = False  # rank 0 of ``ssl-bench trainer.devices=N``: it starts ranks 1..N-1
 
     @property
     def primary(self) -> bool:
@@ -85,27 +85,45 @@ def detect(cfg: DictConfig) -> Ranks:
     world size does not match ``trainer.devices x trainer.num_nodes``."""
     tc = cfg.trainer
     want = devices_per_node(tc) * int(tc.num_nodes)
-    if want > 1 and str(tc.strategy) in ("ddp_spawn", "ddp_fork", "ddp_notebook",
-                                         "ddp_spawn_find_unused_parameters_true"):
+    if want > 1 and str(tc.strategy) in (
+        "ddp_spawn",
+        "ddp_fork",
+        "ddp_notebook",
+        "ddp_spawn_find_unused_parameters_true",
+    ):
         raise ConfigError(f"trainer.strategy={tc.strategy}: ssl-bench starts its processes itself; use auto or ddp")
     env = os.environ
     if env.get(WORKER_ENV) or "TORCHELASTIC_RUN_ID" in env:
-        ranks = Ranks(int(env["RANK"]), int(env["LOCAL_RANK"]), int(env["WORLD_SIZE"]), int(env.get("NODE_RANK", 0)),
-                      "ssl-bench" if env.get(WORKER_ENV) else "torchrun")
+        ranks = Ranks(
+            int(env["RANK"]),
+            int(env["LOCAL_RANK"]),
+            int(env["WORLD_SIZE"]),
+            int(env.get("NODE_RANK", 0)),
+            "ssl-bench" if env.get(WORKER_ENV) else "torchrun",
+        )
     elif int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
-        ranks = Ranks(int(env["SLURM_PROCID"]), int(env.get("SLURM_LOCALID", 0)), int(env["SLURM_NTASKS"]),
-                      int(env.get("SLURM_NODEID", 0)), "slurm")
+        ranks = Ranks(
+            int(env["SLURM_PROCID"]),
+            int(env.get("SLURM_LOCALID", 0)),
+            int(env["SLURM_NTASKS"]),
+            int(env.get("SLURM_NODEID", 0)),
+            "slurm",
+        )
     elif want > 1:
         if int(tc.num_nodes) > 1:
-            raise ConfigError(f"trainer.num_nodes={tc.num_nodes} needs a launcher that starts one process per device "
-                              "on every node: srun (SLURM, hydra/launcher=slurm with hydra.launcher.nodes and "
-                              "tasks_per_node) or torchrun --nnodes")
+            raise ConfigError(
+                f"trainer.num_nodes={tc.num_nodes} needs a launcher that starts one process per device "
+                "on every node: srun (SLURM, hydra/launcher=slurm with hydra.launcher.nodes and "
+                "tasks_per_node) or torchrun --nnodes"
+            )
         return Ranks(0, 0, want, 0, "ssl-bench", starts_others=True)
     else:
         return Ranks()
     if ranks.world_size != want:
-        raise ConfigError(f"{ranks.launcher} started {ranks.world_size} processes but trainer.devices x "
-                          f"trainer.num_nodes = {want}: set trainer.devices to the processes per node")
+        raise ConfigError(
+            f"{ranks.launcher} started {ranks.world_size} processes but trainer.devices x "
+            f"trainer.num_nodes = {want}: set trainer.devices to the processes per node"
+        )
     return ranks
 
 
@@ -116,7 +134,7 @@ def cluster_environment(ranks: Ranks) -> Any:
     if ranks.launcher == "torchrun":
         return TorchElasticEnvironment()
     if ranks.launcher == "slurm":
-        return SLURMEnvironment(auto_requeue=False)     # the job requeues itself (ssl_bench.tracking.lifecycle)
+        return SLURMEnvironment(auto_requeue=False)  # the job requeues itself (ssl_bench.tracking.lifecycle)
     return LightningEnvironment()
 
 
@@ -135,23 +153,38 @@ class LocalRanks:
     the job (also when this process dies: they get SIGTERM from the kernel). A rank that ends early
     ends the job: this process gets SIGTERM and ``lost`` says which rank and how."""
 
-    def __init__(self, cfg: DictConfig, out_dir: Path, overrides: list[str], name: str, sweep_job: bool,
-                 ranks: Ranks):
+    def __init__(self, cfg: DictConfig, out_dir: Path, overrides: list[str], name: str, sweep_job: bool, ranks: Ranks):
         self.procs: list[subprocess.Popen] = []
         self.lost: str | None = None
         self._closing = False
         port = _free_port()
-        base = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(ranks.world_size),
-                "NODE_RANK": "0"}
+        base = {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "WORLD_SIZE": str(ranks.world_size),
+            "NODE_RANK": "0",
+        }
         os.environ.update(base, RANK="0", LOCAL_RANK="0")
         spec = Path(out_dir) / SPEC_DIR / "job.json"
         spec.parent.mkdir(parents=True, exist_ok=True)
-        spec.write_text(json.dumps({"config": OmegaConf.to_container(cfg, resolve=True), "out_dir": str(out_dir),
-                                    "overrides": list(overrides), "name": name, "sweep_job": sweep_job}))
+        spec.write_text(
+            json.dumps(
+                {
+                    "config": OmegaConf.to_container(cfg, resolve=True),
+                    "out_dir": str(out_dir),
+                    "overrides": list(overrides),
+                    "name": name,
+                    "sweep_job": sweep_job,
+                }
+            )
+        )
         for r in range(1, ranks.world_size):
             env = {**os.environ, **base, "RANK": str(r), "LOCAL_RANK": str(r), WORKER_ENV: "1"}
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "ssl_bench.worker", str(spec)], env=env,
-                                               preexec_fn=_die_with_parent))
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "ssl_bench.worker", str(spec)], env=env, preexec_fn=_die_with_parent
+                )
+            )
         self._watch = threading.Thread(target=self._watcher, daemon=True)
         self._watch.start()
 
@@ -170,7 +203,7 @@ class LocalRanks:
             lost = self.ended_early()
             if lost and not self._closing:
                 self.lost = lost
-                os.kill(os.getpid(), signal.SIGTERM)      # this rank may be waiting on it: end the job
+                os.kill(os.getpid(), signal.SIGTERM)  # this rank may be waiting on it: end the job
                 return
             time.sleep(0.2)
 
@@ -198,7 +231,7 @@ def _die_with_parent() -> None:
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
 
@@ -213,8 +246,13 @@ def init(ranks: Ranks, gpu: bool, timeout_s: float = 600.0) -> None:
         os.environ.setdefault("MASTER_PORT", str(env.main_port))
     if gpu:
         torch.cuda.set_device(ranks.local_rank)
-    dist.init_process_group("nccl" if gpu else "gloo", init_method="env://", rank=ranks.rank,
-                            world_size=ranks.world_size, timeout=timedelta(seconds=timeout_s))
+    dist.init_process_group(
+        "nccl" if gpu else "gloo",
+        init_method="env://",
+        rank=ranks.rank,
+        world_size=ranks.world_size,
+        timeout=timedelta(seconds=timeout_s),
+    )
 
 
 def world() -> tuple[int, int]:

@@ -57,7 +57,7 @@ def data_config(pretrain_data: DictConfig, overrides: DictConfig | None) -> Dict
         if OmegaConf.is_missing(merged, key):
             raise EvalError(f"data.{key} is required for data.name={name}: +data.{key}=...")
     try:
-        check_node(merged, DATA[name], "data")   # keys, types and ranges of the result
+        check_node(merged, DATA[name], "data")  # keys, types and ranges of the result
     except ConfigError as err:
         raise EvalError(f"{err} (data.name={name})") from None
     return OmegaConf.create(_plain(merged))
@@ -67,15 +67,28 @@ class EvalRecord(RunRecord):
     """The record of an evaluation: the run-record schema with ``job_type: eval`` and ``pretrain``
     (what was evaluated); ``final`` holds ``linear_top1``, ``linear_top5`` and ``knn_acc``."""
 
-    def __init__(self, out_dir: str | Path, cfg: DictConfig, overrides: list[str], name: str, method: str,
-                 pretrain: dict[str, Any], started: float | None = None):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        cfg: DictConfig,
+        overrides: list[str],
+        name: str,
+        method: str,
+        pretrain: dict[str, Any],
+        started: float | None = None,
+    ):
         super().__init__(out_dir, OmegaConf.create({"method": {"name": method}, "seed": cfg.seed}), overrides, name)
-        if started is not None:   # wall_s counts from this perf_counter() value (checkpoint loading included)
+        if started is not None:  # wall_s counts from this perf_counter() value (checkpoint loading included)
             self._t0 = started
         data = dict(self.data)
         data["config"] = OmegaConf.to_container(cfg, resolve=True)
-        self.data = {"schema_version": data.pop("schema_version"), "job_type": "eval", **data,
-                     "pretrain": pretrain, "features": None}
+        self.data = {
+            "schema_version": data.pop("schema_version"),
+            "job_type": "eval",
+            **data,
+            "pretrain": pretrain,
+            "features": None,
+        }
 
 
 def _logger_cfg(cfg: DictConfig, pcfg: DictConfig, previous: dict[str, Any] | None) -> DictConfig:
@@ -83,13 +96,19 @@ def _logger_cfg(cfg: DictConfig, pcfg: DictConfig, previous: dict[str, Any] | No
     info = (previous or {}).get("wandb") or {}
     plog = ((previous or {}).get("config") or {}).get("logger") or OmegaConf.to_container(pcfg.get("logger") or {})
     lc = cfg.logger
-    return OmegaConf.create({
-        "name": lc.name, "mode": lc.mode, "job_type": lc.get("job_type") or "eval", "tags": list(lc.tags),
-        "notes": lc.get("notes"), "init_timeout": lc.get("init_timeout", 30.0),
-        "project": lc.project or info.get("project") or plog.get("project") or "ssl-bench",
-        "entity": lc.get("entity") or plog.get("entity"),
-        "group": lc.group or info.get("group") or plog.get("group"),
-    })
+    return OmegaConf.create(
+        {
+            "name": lc.name,
+            "mode": lc.mode,
+            "job_type": lc.get("job_type") or "eval",
+            "tags": list(lc.tags),
+            "notes": lc.get("notes"),
+            "init_timeout": lc.get("init_timeout", 30.0),
+            "project": lc.project or info.get("project") or plog.get("project") or "ssl-bench",
+            "entity": lc.get("entity") or plog.get("entity"),
+            "group": lc.group or info.get("group") or plog.get("group"),
+        }
+    )
 
 
 def _device(cfg: DictConfig) -> Any:
@@ -102,8 +121,9 @@ def _device(cfg: DictConfig) -> Any:
 
 def summary(record: RunRecord) -> dict[str, Any]:
     out: dict[str, Any] = {f"final/{k}": v for k, v in record["final"].items()}
-    out.update({"pretrain_id": record["pretrain"]["wandb_id"],
-                **{f"timings/{k}": v for k, v in record["timings"].items()}})
+    out.update(
+        {"pretrain_id": record["pretrain"]["wandb_id"], **{f"timings/{k}": v for k, v in record["timings"].items()}}
+    )
     return out
 
 
@@ -140,12 +160,19 @@ def run_eval(cfg: DictConfig, source: Source, out_dir: str | Path, overrides: li
             "method": str(pcfg.method.name),
             "backbone": str(pcfg.backbone.name),
         }
-        shown = OmegaConf.create({**_plain(cfg), "data": _plain(data)})   # the record says what was evaluated
+        shown = OmegaConf.create({**_plain(cfg), "data": _plain(data)})  # the record says what was evaluated
         name = f"eval-{pname}"
         record = job.track(EvalRecord(out_dir, shown, overrides, name, str(pcfg.method.name), pretrain, started=t0))
         lcfg = _logger_cfg(cfg, pcfg, previous)
-        tracked = OmegaConf.create({**_plain(shown), "logger": _plain(lcfg), "pretrain": pretrain,
-                                    "method": _plain(pcfg.method), "backbone": _plain(pcfg.backbone)})
+        tracked = OmegaConf.create(
+            {
+                **_plain(shown),
+                "logger": _plain(lcfg),
+                "pretrain": pretrain,
+                "method": _plain(pcfg.method),
+                "backbone": _plain(pcfg.backbone),
+            }
+        )
         from ssl_bench.tracking import wandb as wb
 
         job.logger = wb.build_logger(tracked, str(out_dir), name)
@@ -155,8 +182,9 @@ def run_eval(cfg: DictConfig, source: Source, out_dir: str | Path, overrides: li
     return record.data
 
 
-def _evaluate(cfg: DictConfig, source: Source, model: Any, data: DictConfig, device: Any, job: Job,
-              record: RunRecord) -> None:
+def _evaluate(
+    cfg: DictConfig, source: Source, model: Any, data: DictConfig, device: Any, job: Job, record: RunRecord
+) -> None:
     import pytorch_lightning as pl
 
     from ssl_bench.eval.export import BACKBONE_FILE, export_backbone, export_is_current
@@ -194,19 +222,29 @@ def _evaluate(cfg: DictConfig, source: Source, model: Any, data: DictConfig, dev
         if cfg.feature_cache:
             save_features(cache, feats)
     timings.update(features_s=round(time.perf_counter() - t, 3), features_cached=hit)
-    record["features"] = {"path": str(cache) if cfg.feature_cache else None, "cached": hit,
-                          "train": int(feats["train_x"].shape[0]), "eval": int(feats["eval_x"].shape[0]),
-                          "dim": int(feats["train_x"].shape[1])}
-    log.info("features: %s (%d train, %d %s, %d-d)%s", "cached" if hit else "extracted",
-             feats["train_x"].shape[0], feats["eval_x"].shape[0], cfg.split, feats["train_x"].shape[1],
-             f" {cache}" if cfg.feature_cache else "")
+    record["features"] = {
+        "path": str(cache) if cfg.feature_cache else None,
+        "cached": hit,
+        "train": int(feats["train_x"].shape[0]),
+        "eval": int(feats["eval_x"].shape[0]),
+        "dim": int(feats["train_x"].shape[1]),
+    }
+    log.info(
+        "features: %s (%d train, %d %s, %d-d)%s",
+        "cached" if hit else "extracted",
+        feats["train_x"].shape[0],
+        feats["eval_x"].shape[0],
+        cfg.split,
+        feats["train_x"].shape[1],
+        f" {cache}" if cfg.feature_cache else "",
+    )
     train_x, train_y, eval_x, eval_y = (feats[k].to(device) for k in ("train_x", "train_y", "eval_x", "eval_y"))
     num_classes = int(feats["num_classes"])
 
     # linear classifier on the frozen features, then the weighted kNN
     t = time.perf_counter()
     lin, logger = cfg.linear, job.logger
-    pl.seed_everything(cfg.seed, verbose=False)   # the probe's result depends on features and seed only
+    pl.seed_everything(cfg.seed, verbose=False)  # the probe's result depends on features and seed only
     with progress() as bar:
         task = bar.add_task("linear probe", total=lin.epochs, info="")
 
@@ -215,12 +253,27 @@ def _evaluate(cfg: DictConfig, source: Source, model: Any, data: DictConfig, dev
             if logger is not False:
                 logger.log_metrics({"linear/train_loss": loss, "linear/epoch": epoch}, step=epoch)
 
-        linear = fit_linear_probe(train_x, train_y, eval_x, eval_y, num_classes, epochs=lin.epochs, lr=lin.lr,
-                                  weight_decay=lin.weight_decay, batch_size=lin.batch_size, seed=cfg.seed,
-                                  optimizer=lin.optimizer, on_epoch=on_epoch)
+        linear = fit_linear_probe(
+            train_x,
+            train_y,
+            eval_x,
+            eval_y,
+            num_classes,
+            epochs=lin.epochs,
+            lr=lin.lr,
+            weight_decay=lin.weight_decay,
+            batch_size=lin.batch_size,
+            seed=cfg.seed,
+            optimizer=lin.optimizer,
+            on_epoch=on_epoch,
+        )
     timings["linear_s"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     knn = knn_accuracy(eval_x, eval_y, train_x, train_y, num_classes, cfg.knn.k, cfg.knn.t)
     timings["knn_s"] = round(time.perf_counter() - t, 3)
-    record["final"] = {"linear_top1": linear["top1"], "linear_top5": linear["top5"], "knn_acc": knn,
-                       "n_eval": int(eval_y.shape[0])}
+    record["final"] = {
+        "linear_top1": linear["top1"],
+        "linear_top5": linear["top5"],
+        "knn_acc": knn,
+        "n_eval": int(eval_y.shape[0]),
+    }

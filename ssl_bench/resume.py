@@ -35,7 +35,7 @@ class RngState(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        state: dict[str, Any] = {       # plain tensors and numbers: loads with weights_only=True
+        state: dict[str, Any] = {  # plain tensors and numbers: loads with weights_only=True
             "torch": torch.get_rng_state(),
             "numpy": [str(kind), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
             "python": random.getstate(),
@@ -73,7 +73,7 @@ def read_checkpoint(path: str | Path) -> CheckpointInfo:
     path = Path(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:   # truncated zip, pickle errors, not a torch file: all say "unreadable"
+    except Exception as err:  # truncated zip, pickle errors, not a torch file: all say "unreadable"
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise RunFolderError(f"checkpoint {path} is unreadable ({type(err).__name__}: {first[:200]})") from None
     cfg = (ckpt.get("hyper_parameters") or {}).get("cfg") if isinstance(ckpt, dict) else None

@@ -46,6 +46,7 @@ def read_checkpoint(path: Any) -> CheckpointInfo:
 
     return read(path)
 
+
 log = logging.getLogger("ssl_bench")
 
 # Overrides that change how a job is shown or kept, not what it computes (also conf/config.yaml's
@@ -58,7 +59,7 @@ NOT_RESULT = {
     "trainer": ("enable_progress_bar", "num_threads"),
     "data": ("num_workers", "pin_memory", "decode_workers", "cache_dir"),
 }
-KEPT = (".hydra", LOCK_FILE, SUPERSEDED_DIR)      # never moved aside (Hydra's files, the lock, history)
+KEPT = (".hydra", LOCK_FILE, SUPERSEDED_DIR)  # never moved aside (Hydra's files, the lock, history)
 
 
 def job_overrides(overrides: list[str]) -> list[str]:
@@ -92,6 +93,7 @@ def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
 def _diff_text(keys: list[str], old: dict[str, Any], new: dict[str, Any]) -> str:
     """``method.name ('simclr' -> 'byol'), seed (0 -> 1)``: a group whose ``name`` changed is shown
     by its name alone (its other keys differ as a consequence)."""
+
     def value(cfg: dict[str, Any], dotted: str) -> Any:
         node: Any = cfg
         for part in dotted.split("."):
@@ -185,17 +187,21 @@ def plan_run(cfg: DictConfig, out_dir: str | Path, sweep_job: bool = False) -> P
     own = out_dir / LAST_CHECKPOINT
     if resume not in (None, "auto") and Path(str(resume)).resolve() != own.resolve():
         if _holds_run(out_dir):
-            raise RunFolderError(f"{out_dir} already holds {what}: resume={resume} continues another run's checkpoint "
-                                 "in a fresh folder only (or overwrite=true moves this folder's files aside)")
+            raise RunFolderError(
+                f"{out_dir} already holds {what}: resume={resume} continues another run's checkpoint "
+                "in a fresh folder only (or overwrite=true moves this folder's files aside)"
+            )
         info = read_checkpoint(resume)
         _require_same(info, current, f"resume={resume}")
         return Plan("resume", checkpoint=info)
     if resume is None and not sweep_job:
         if _holds_run(out_dir, previous):
-            raise RunFolderError(f"{out_dir} already holds {what}: resume=auto continues it, overwrite=true starts "
-                                 f"over (the old files are moved to {out_dir / SUPERSEDED_DIR}/<time>/)")
+            raise RunFolderError(
+                f"{out_dir} already holds {what}: resume=auto continues it, overwrite=true starts "
+                f"over (the old files are moved to {out_dir / SUPERSEDED_DIR}/<time>/)"
+            )
         return Plan("fresh", previous=previous)
-    if previous is None and (out_dir / RECORD_FILE).exists():      # the record cannot be read
+    if previous is None and (out_dir / RECORD_FILE).exists():  # the record cannot be read
         if not sweep_job:
             raise RunFolderError(f"{out_dir} holds {what}: overwrite=true moves it aside and starts over")
         return Plan("fresh", moved_to=move_aside(out_dir), note=f"{out_dir} held {what}; starting over")
@@ -204,11 +210,13 @@ def plan_run(cfg: DictConfig, out_dir: str | Path, sweep_job: bool = False) -> P
         diff = config_diff(previous.get("config") or {}, current)
         if not diff and skip_finished:
             return Plan("skip", previous=previous)
-        if sweep_job:          # a changed grid or skip_finished=false: a new result; the old one is kept aside
+        if sweep_job:  # a changed grid or skip_finished=false: a new result; the old one is kept aside
             return Plan("fresh", moved_to=move_aside(out_dir), note="config changed" if diff else "rerun")
-        raise RunFolderError(f"{out_dir} holds a {previous['status']} run with another config: "
-                             f"{_diff_text(diff, previous.get('config') or {}, current)}; "
-                             "overwrite=true starts over (the old files are moved aside), or use another folder")
+        raise RunFolderError(
+            f"{out_dir} holds a {previous['status']} run with another config: "
+            f"{_diff_text(diff, previous.get('config') or {}, current)}; "
+            "overwrite=true starts over (the old files are moved aside), or use another folder"
+        )
     if own.is_file():
         try:
             info = read_checkpoint(own)
@@ -225,8 +233,10 @@ def plan_run(cfg: DictConfig, out_dir: str | Path, sweep_job: bool = False) -> P
             return Plan("fresh", moved_to=move_aside(out_dir), note=f"{err}; starting over")
         if info.run_id and previous is not None and previous.get("run_id") and info.run_id != previous["run_id"]:
             if not sweep_job:
-                raise RunFolderError(f"{own} was written by run {info.run_id}, the record is run {previous['run_id']}: "
-                                     "overwrite=true starts over")
+                raise RunFolderError(
+                    f"{own} was written by run {info.run_id}, the record is run {previous['run_id']}: "
+                    "overwrite=true starts over"
+                )
             return Plan("fresh", moved_to=move_aside(out_dir), note="checkpoint of another run")
         return Plan("resume", previous=previous, checkpoint=info)
     if previous is not None or _holds_run(out_dir):
@@ -237,9 +247,11 @@ def plan_run(cfg: DictConfig, out_dir: str | Path, sweep_job: bool = False) -> P
 def _require_same(info: CheckpointInfo, current: dict[str, Any], how: str) -> None:
     diff = config_diff(info.config, current)
     if diff:
-        raise RunFolderError(f"{how}: the checkpoint {info.path} was trained with another config: "
-                             f"{_diff_text(diff, info.config, current)}; resume with the same config, or "
-                             "overwrite=true to start over")
+        raise RunFolderError(
+            f"{how}: the checkpoint {info.path} was trained with another config: "
+            f"{_diff_text(diff, info.config, current)}; resume with the same config, or "
+            "overwrite=true to start over"
+        )
 
 
 def _note_failed_resume(out_dir: Path, previous: dict[str, Any] | None, err: Exception) -> None:
@@ -250,5 +262,6 @@ def _note_failed_resume(out_dir: Path, previous: dict[str, Any] | None, err: Exc
 
     failed = dict(previous, status="failed", error={"type": "RunFolderError", "message": str(err)})
     failed["attempts"] = list(previous.get("attempts") or []) + [
-        {**attempt_summary(previous), "resume_error": str(err)}]
+        {**attempt_summary(previous), "resume_error": str(err)}
+    ]
     write_json_atomic(out_dir / RECORD_FILE, failed)

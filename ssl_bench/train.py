@@ -41,8 +41,9 @@ from ssl_bench.tracking.record import LAST_CHECKPOINT, RunRecord
 log = logging.getLogger("ssl_bench")
 
 
-def run(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str, sweep_job: bool = False
-        ) -> dict[str, Any]:
+def run(
+    cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str, sweep_job: bool = False
+) -> dict[str, Any]:
     """Run one pretraining job described by a validated config; returns its record."""
     return execute(cfg, out_dir, overrides, name, sweep_job)[0]
 
@@ -65,8 +66,14 @@ def _uses_gpu(cfg: DictConfig) -> bool:
     return acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
 
 
-def build_trainer(cfg: DictConfig, out_dir: Path, logger: Any, callbacks: list[pl.Callback],
-                  record: RunRecord, ranks: distributed.Ranks) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig,
+    out_dir: Path,
+    logger: Any,
+    callbacks: list[pl.Callback],
+    record: RunRecord,
+    ranks: distributed.Ranks,
+) -> pl.Trainer:
     tc = cfg.trainer
     plugins: list[Any] = []
     if tc.checkpoint:
@@ -74,7 +81,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Any, callbacks: list[p
         own = (out_dir / LAST_CHECKPOINT).resolve()
 
         def saved(path: Path, checkpoint: dict[str, Any]) -> None:
-            if path.resolve() == own:      # the epoch checkpoint (not an hpc / requeue one)
+            if path.resolve() == own:  # the epoch checkpoint (not an hpc / requeue one)
                 record.set_checkpoint(path, checkpoint["epoch"], checkpoint["global_step"])
 
         plugins.append(AtomicCheckpointIO(on_saved=saved))
@@ -85,28 +92,43 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Any, callbacks: list[p
         plugins.append(distributed.cluster_environment(ranks))
         strategy = "ddp" if strategy == "auto" else strategy
     if ranks.distributed if str(tc.sync_batchnorm) == "auto" else str(tc.sync_batchnorm) == "true":
-        plugins.append(layer_sync(_uses_gpu(cfg)))        # BN statistics of the global batch
+        plugins.append(layer_sync(_uses_gpu(cfg)))  # BN statistics of the global batch
     return pl.Trainer(
-        max_epochs=tc.max_epochs, accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
-        strategy=strategy, precision=tc.precision, accumulate_grad_batches=tc.accumulate_grad_batches,
-        gradient_clip_val=tc.gradient_clip_val, deterministic=tc.deterministic,
-        log_every_n_steps=tc.log_every_n_steps, limit_train_batches=tc.limit_train_batches,
-        check_val_every_n_epoch=cfg.eval.every_n_epochs, num_sanity_val_steps=0,
-        enable_progress_bar=tc.enable_progress_bar and ranks.primary, enable_model_summary=False,
-        enable_checkpointing=tc.checkpoint, logger=logger, callbacks=callbacks, plugins=plugins or None,
-        default_root_dir=str(out_dir), use_distributed_sampler=False,   # the data modules shard (data order)
+        max_epochs=tc.max_epochs,
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        num_nodes=tc.num_nodes,
+        strategy=strategy,
+        precision=tc.precision,
+        accumulate_grad_batches=tc.accumulate_grad_batches,
+        gradient_clip_val=tc.gradient_clip_val,
+        deterministic=tc.deterministic,
+        log_every_n_steps=tc.log_every_n_steps,
+        limit_train_batches=tc.limit_train_batches,
+        check_val_every_n_epoch=cfg.eval.every_n_epochs,
+        num_sanity_val_steps=0,
+        enable_progress_bar=tc.enable_progress_bar and ranks.primary,
+        enable_model_summary=False,
+        enable_checkpointing=tc.checkpoint,
+        logger=logger,
+        callbacks=callbacks,
+        plugins=plugins or None,
+        default_root_dir=str(out_dir),
+        use_distributed_sampler=False,  # the data modules shard (data order)
     )
 
 
-def execute(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str, sweep_job: bool = False
-            ) -> tuple[dict[str, Any], str]:
+def execute(
+    cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: str, sweep_job: bool = False
+) -> tuple[dict[str, Any], str]:
     """``(record, action)``: action ``fresh`` / ``resume`` (it ran) or ``skip`` (the folder already held
     this job's result, returned unchanged). Never raises for a diverged or collapsed run (both are
     results); other errors are recorded as ``failed`` (a signal: ``interrupted``) and re-raised."""
     out_dir = Path(out_dir)
     ranks = distributed.detect(cfg)
-    threads = cfg.trainer.num_threads or (max(1, (os.cpu_count() or 1) // ranks.world_size)
-                                          if ranks.distributed and not _uses_gpu(cfg) else 0)
+    threads = cfg.trainer.num_threads or (
+        max(1, (os.cpu_count() or 1) // ranks.world_size) if ranks.distributed and not _uses_gpu(cfg) else 0
+    )
     if threads:
         torch.set_num_threads(threads)
     others = None
@@ -116,8 +138,8 @@ def execute(cfg: DictConfig, out_dir: str | Path, overrides: list[str], name: st
         distributed.init(ranks, gpu=_uses_gpu(cfg))
         return _execute(cfg, out_dir, overrides, name, sweep_job, ranks, others)
     except BaseException:
-        if others is not None:      # the job ended early here: the other ranks end too
-            distributed.close()     # their collective calls return (with an error) instead of waiting
+        if others is not None:  # the job ended early here: the other ranks end too
+            distributed.close()  # their collective calls return (with an error) instead of waiting
             others.signal(signal.SIGTERM)
             others.close(timeout=10)
         raise
@@ -138,8 +160,12 @@ def _shared_plan(cfg: DictConfig, out_dir: Path, sweep_job: bool, ranks: distrib
             distributed.broadcast({"error": f"{type(err).__name__}: {err}"})
             raise
         ckpt = plan.checkpoint
-        distributed.broadcast({"action": plan.action, "ckpt": None if ckpt is None else
-                               [str(ckpt.path), ckpt.epoch, ckpt.step, ckpt.run_id]})
+        distributed.broadcast(
+            {
+                "action": plan.action,
+                "ckpt": None if ckpt is None else [str(ckpt.path), ckpt.epoch, ckpt.step, ckpt.run_id],
+            }
+        )
         return plan
     told = distributed.broadcast(None)
     if "error" in told:
@@ -164,8 +190,15 @@ def _datamodule(cfg: DictConfig, ranks: distributed.Ranks) -> Any:
     return dm if dm is not None else build_datamodule(cfg.data, cfg.augment)
 
 
-def _execute(cfg: DictConfig, out_dir: Path, overrides: list[str], name: str, sweep_job: bool,
-             ranks: distributed.Ranks, others: distributed.LocalRanks | None) -> tuple[dict[str, Any], str]:
+def _execute(
+    cfg: DictConfig,
+    out_dir: Path,
+    overrides: list[str],
+    name: str,
+    sweep_job: bool,
+    ranks: distributed.Ranks,
+    others: distributed.LocalRanks | None,
+) -> tuple[dict[str, Any], str]:
     with Job(out_dir, primary=ranks.primary, summary=summary) as job:
         plan = _shared_plan(cfg, out_dir, sweep_job, ranks)
         if plan.action == "skip":
@@ -175,10 +208,11 @@ def _execute(cfg: DictConfig, out_dir: Path, overrides: list[str], name: str, sw
         ckpt = plan.checkpoint
         record = RunRecord(out_dir, cfg, overrides, name, write=ranks.primary)
         if ckpt is not None or plan.previous is not None:
-            record.continue_from(plan.previous, None if ckpt is None else ckpt.path,
-                                 None if ckpt is None else ckpt.epoch)
+            record.continue_from(
+                plan.previous, None if ckpt is None else ckpt.path, None if ckpt is None else ckpt.epoch
+            )
             if ckpt is not None and plan.previous is None and ckpt.run_id and ckpt.path.parent.parent == out_dir:
-                record["run_id"] = ckpt.run_id         # the folder's own checkpoint, its record lost
+                record["run_id"] = ckpt.run_id  # the folder's own checkpoint, its record lost
         if plan.moved_to is not None:
             record["superseded"] = str(plan.moved_to)
         record["distributed"] = {"world_size": ranks.world_size, "launcher": ranks.launcher}
@@ -191,30 +225,43 @@ def _execute(cfg: DictConfig, out_dir: Path, overrides: list[str], name: str, sw
         except DivergedError as err:
             job.status, job.error = "diverged", err
             log.error("run diverged: %s", err)
-        except BaseException as err:       # a rank died (a kill, an error): the job failed, naming it
+        except BaseException as err:  # a rank died (a kill, an error): the job failed, naming it
             lost = None if others is None else (others.lost or others.ended_early())
             if lost:
                 raise distributed.RankLost(lost) from err
             raise
         finally:
             if throughput.train_seconds > 0:
-                job.timings.update({"train_s": round(throughput.train_seconds, 3),
-                                    f"{throughput.unit}_per_s": round(throughput.images / throughput.train_seconds, 1)})
+                job.timings.update(
+                    {
+                        "train_s": round(throughput.train_seconds, 3),
+                        f"{throughput.unit}_per_s": round(throughput.images / throughput.train_seconds, 1),
+                    }
+                )
     return record.data, plan.action
 
 
-def _fit_and_evaluate(cfg: DictConfig, out_dir: Path, name: str, job: Job, record: RunRecord,
-                      throughput: EpochThroughput, ckpt: Any, ranks: distributed.Ranks) -> None:
-    dm = _datamodule(cfg, ranks)                       # data errors come before a W&B run is opened
+def _fit_and_evaluate(
+    cfg: DictConfig,
+    out_dir: Path,
+    name: str,
+    job: Job,
+    record: RunRecord,
+    throughput: EpochThroughput,
+    ckpt: Any,
+    ranks: distributed.Ranks,
+) -> None:
+    dm = _datamodule(cfg, ranks)  # data errors come before a W&B run is opened
     if ranks.primary:
         job.logger = wb.build_logger(cfg, str(out_dir), name, run_id=(record["wandb"] or {}).get("id"))
         record["wandb"] = wb.wandb_info(job.logger)
         record.save()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = METHODS[cfg.method.name].from_config(cfg, dm)
-    trainer = build_trainer(cfg, out_dir, job.logger, [throughput, EpochRecorder(record), RngState(), TakeSignals()],
-                            record, ranks)
-    if cfg.eval.initial and ckpt is None:   # a resumed run keeps the record's random-init evaluation
+    trainer = build_trainer(
+        cfg, out_dir, job.logger, [throughput, EpochRecorder(record), RngState(), TakeSignals()], record, ranks
+    )
+    if cfg.eval.initial and ckpt is None:  # a resumed run keeps the record's random-init evaluation
         record["init"] = model.evaluate(dm)
         if ranks.primary:
             log.info("before training: %s", ", ".join(f"{k} {v:.3f}" for k, v in record["init"].items()))
@@ -224,7 +271,7 @@ def _fit_and_evaluate(cfg: DictConfig, out_dir: Path, name: str, job: Job, recor
         trainer.fit(model, datamodule=dm, ckpt_path=None if ckpt is None else str(ckpt.path))
     finally:
         job.timings["fit_s"] = round(time.perf_counter() - t_fit, 3)
-        record["export"] = model.exported    # backbone.pt (image methods), hf_export/ (masked LM)
+        record["export"] = model.exported  # backbone.pt (image methods), hf_export/ (masked LM)
     if cfg.eval.final:
         record["final"] = model.evaluate(dm)
         record["evaluated_at"] = {"epoch": trainer.current_epoch - 1, "step": trainer.global_step}

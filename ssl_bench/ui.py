@@ -14,8 +14,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-STATUS_STYLE = {"finished": "green", "collapsed": "yellow", "diverged": "red", "failed": "red", "running": "cyan",
-                "interrupted": "red"}
+STATUS_STYLE = {
+    "finished": "green",
+    "collapsed": "yellow",
+    "diverged": "red",
+    "failed": "red",
+    "running": "cyan",
+    "interrupted": "red",
+}
 
 
 def _pct(value: Any) -> str:
@@ -49,15 +55,19 @@ def run_summary(record: dict[str, Any], out_dir: str | Path) -> Panel:
     if record.get("error"):
         line.append(f"  {record['error']['message']}")
     _row(t, "status", line)
-    if "ppl" in final or "ppl" in init:   # masked LM
+    if "ppl" in final or "ppl" in init:  # masked LM
         _mlm_rows(t, init, final)
     else:
         _row(t, "kNN acc (test)", f"{_pct(final.get('knn_acc'))}%   random init {_pct(init.get('knn_acc'))}%")
         _row(t, "linear acc (test)", f"{_pct(final.get('linear_acc'))}%   random init {_pct(init.get('linear_acc'))}%")
         _row(t, "online probe (val)", f"{_pct(best.get('val/online_probe_acc'))}% best")
     if "z_std" in final:
-        _row(t, "collapse z_std", f"{final['z_std']:.4f}  ({final['z_std_ratio']:.2f} x 1/sqrt(d); 0 = collapsed)"
-             f"   z rank {final.get('z_rank', float('nan')):.1f}   RankMe {final['rankme']:.1f}")
+        _row(
+            t,
+            "collapse z_std",
+            f"{final['z_std']:.4f}  ({final['z_std_ratio']:.2f} x 1/sqrt(d); 0 = collapsed)"
+            f"   z rank {final.get('z_rank', float('nan')):.1f}   RankMe {final['rankme']:.1f}",
+        )
     tm = record["timings"]
     unit = "seq" if "seq_per_s" in tm else "img"
     rate = f"{tm.get(f'{unit}_per_s', 0):.0f} {unit}/s"
@@ -65,8 +75,13 @@ def run_summary(record: dict[str, Any], out_dir: str | Path) -> Panel:
         rate += f", {final['tokens_per_s']:.0f} tokens/s"
     _row(t, "time", f"{tm.get('wall_s', 0):.0f} s wall, {tm.get('train_s', 0):.0f} s training, {rate}")
     if record.get("attempts"):
-        _row(t, "attempt", f"{record.get('attempt', 1)} (earlier: "
-             + ", ".join(str(a.get("status")) for a in record["attempts"]) + ")")
+        _row(
+            t,
+            "attempt",
+            f"{record.get('attempt', 1)} (earlier: "
+            + ", ".join(str(a.get("status")) for a in record["attempts"])
+            + ")",
+        )
     _row(t, "record", Path(out_dir) / "record.json")
     if record.get("checkpoint"):
         _row(t, "checkpoint", checkpoint_text(record["checkpoint"], out_dir))
@@ -80,14 +95,22 @@ def run_summary(record: dict[str, Any], out_dir: str | Path) -> Panel:
 
 def _mlm_rows(t: Table, init: dict[str, Any], final: dict[str, Any]) -> None:
     """Held-out split under its fixed mask: perplexity next to the unigram baseline's."""
+
     def ppl(d: dict[str, Any]) -> str:
         return "-" if d.get("ppl") is None else f"{d['ppl']:.1f}"
 
     uni = final.get("unigram_ppl", init.get("unigram_ppl"))
-    _row(t, "perplexity (held-out)", f"{ppl(final)}   unigram baseline {'-' if uni is None else f'{uni:.1f}'}"
-         f"   random init {ppl(init)}")
-    _row(t, "masked-token acc", f"{_pct(final.get('masked_acc'))}%   random init {_pct(init.get('masked_acc'))}%"
-         f"   ({final.get('masked_tokens', init.get('masked_tokens', 0))} masked tokens)")
+    _row(
+        t,
+        "perplexity (held-out)",
+        f"{ppl(final)}   unigram baseline {'-' if uni is None else f'{uni:.1f}'}   random init {ppl(init)}",
+    )
+    _row(
+        t,
+        "masked-token acc",
+        f"{_pct(final.get('masked_acc'))}%   random init {_pct(init.get('masked_acc'))}%"
+        f"   ({final.get('masked_tokens', init.get('masked_tokens', 0))} masked tokens)",
+    )
 
 
 def _console() -> Console:
@@ -97,7 +120,7 @@ def _console() -> Console:
 
 
 def _wandb_hint(console: Console, wb: dict[str, Any] | None) -> None:
-    if wb and wb["mode"] == "offline":   # full paths, unwrapped, ready to copy
+    if wb and wb["mode"] == "offline":  # full paths, unwrapped, ready to copy
         console.print(Text(f"  view:   wandb leet {wb['dir']}"), soft_wrap=True)
         console.print(Text(f"  upload: wandb sync {wb['dir']}"), soft_wrap=True)
 
@@ -117,8 +140,12 @@ def eval_summary(record: dict[str, Any], out_dir: str | Path) -> Panel:
     _row(t, f"linear ({split})", f"top-1 {100 * final['linear_top1']:.1f}%   top-5 {100 * final['linear_top5']:.1f}%")
     _row(t, f"kNN ({split})", f"{100 * final['knn_acc']:.1f}%")
     feats = record["features"]
-    _row(t, "features", f"{'cached' if feats['cached'] else 'extracted'} in {tm['features_s']:.1f} s"
-         + (f"  {feats['path']}" if feats["path"] else ""))
+    _row(
+        t,
+        "features",
+        f"{'cached' if feats['cached'] else 'extracted'} in {tm['features_s']:.1f} s"
+        + (f"  {feats['path']}" if feats["path"] else ""),
+    )
     _row(t, "time", f"{tm['wall_s']:.1f} s wall, linear probe {tm['linear_s']:.1f} s")
     _row(t, "record", Path(out_dir) / "record.json")
     _row(t, "backbone", record["export"])

@@ -26,7 +26,7 @@ def main(spec_path: str) -> int:
     except Interrupted as err:
         return err.exit_code
     except UserError:
-        return 2          # rank 0 reports it
+        return 2  # rank 0 reports it
     return 0
 
 

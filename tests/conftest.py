@@ -12,10 +12,18 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # A tiny, fast setting for unit-level runs on CPU.
 TINY = [
     "backbone.model_kwargs.widths=[8,16,16,32]",
-    "data.train_size=256", "data.val_size=64", "data.test_size=64", "data.batch_size=64",
-    "method.projector.hidden_dim=64", "method.projector.out_dim=32",
-    "eval.linear_epochs=5", "eval.knn_k=20", "eval.every_n_epochs=1",
-    "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.checkpoint=false",
+    "data.train_size=256",
+    "data.val_size=64",
+    "data.test_size=64",
+    "data.batch_size=64",
+    "method.projector.hidden_dim=64",
+    "method.projector.out_dim=32",
+    "eval.linear_epochs=5",
+    "eval.knn_k=20",
+    "eval.every_n_epochs=1",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.checkpoint=false",
     "logger=none",
 ]
 
@@ -57,5 +65,6 @@ def wandb_leet(run_dir: str | Path, *flags: str) -> str:
     import sys
 
     exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
-    return subprocess.run([exe, "leet", "inspect", "--json", *flags, str(run_dir)], capture_output=True, text=True,
-                          timeout=60, check=True).stdout
+    return subprocess.run(
+        [exe, "leet", "inspect", "--json", *flags, str(run_dir)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout

@@ -28,17 +28,29 @@ from pathlib import Path
 import pytest
 
 PACKAGES = ("slurm-wlm", "munge", "slurmdbd", "mariadb-server")
-INSTALL_ENV = "SSL_BENCH_SLURM_INSTALL"     # "0": never install the packages, skip instead
+INSTALL_ENV = "SSL_BENCH_SLURM_INSTALL"  # "0": never install the packages, skip instead
 CLUSTER_NAME = "ci"
 CONF_DIR = Path("/etc/slurm")
 PID_DIR = Path("/run/slurm")
 LOG_DIR = Path("/var/log/slurm")
 MUNGE_PID = Path("/run/munge/munged.pid")
-MARK = "# one-node test cluster written by the ssl-bench test suite"   # first line of our configs
+MARK = "# one-node test cluster written by the ssl-bench test suite"  # first line of our configs
 
 # Daemons and tools the cluster needs (Debian puts the daemons in /usr/sbin).
-_TOOLS = ("sbatch", "sinfo", "sacct", "sacctmgr", "scontrol", "munged", "mariadbd", "mariadb-admin", "mariadb",
-          "slurmdbd", "slurmctld", "slurmd")
+_TOOLS = (
+    "sbatch",
+    "sinfo",
+    "sacct",
+    "sacctmgr",
+    "scontrol",
+    "munged",
+    "mariadbd",
+    "mariadb-admin",
+    "mariadb",
+    "slurmdbd",
+    "slurmctld",
+    "slurmd",
+)
 
 
 class ClusterError(RuntimeError):
@@ -54,8 +66,9 @@ def _run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
     file, not a pipe: a daemon that forks off keeps no pipe open for us to wait on."""
     exe = _which(cmd[0]) or cmd[0]
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.run([exe, *cmd[1:]], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            [exe, *cmd[1:]], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True, timeout=timeout
+        )
         out.seek(0)
         proc.stdout = out.read()
     return proc
@@ -201,7 +214,7 @@ class SlurmCluster:
             while _alive(pid) and time.monotonic() < deadline:
                 if self._mariadb is not None and pid == self._mariadb.pid:
                     with contextlib.suppress(subprocess.TimeoutExpired):
-                        self._mariadb.wait(timeout=0.2)      # our child: reap it
+                        self._mariadb.wait(timeout=0.2)  # our child: reap it
                 else:
                     time.sleep(0.1)
         self.started.clear()
@@ -216,7 +229,7 @@ def _install_packages() -> None:
     install = ["apt-get", "install", "-y", "-q", *PACKAGES]
     try:
         proc = subprocess.run(install, capture_output=True, text=True, timeout=900, env=env)
-        if proc.returncode != 0:       # stale package lists: refresh once and try again
+        if proc.returncode != 0:  # stale package lists: refresh once and try again
             subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=300, env=env)
             proc = subprocess.run(install, capture_output=True, text=True, timeout=900, env=env)
     except (OSError, subprocess.SubprocessError) as err:
@@ -229,14 +242,16 @@ def _install_packages() -> None:
 def _write_configs(node: str) -> None:
     """Write slurm.conf and slurmdbd.conf, but never over a configuration this suite did not write."""
     CONF_DIR.mkdir(parents=True, exist_ok=True)
-    files = {CONF_DIR / "slurm.conf": slurm_conf(node, os.cpu_count() or 1, _usable_memory_mib()),
-             CONF_DIR / "slurmdbd.conf": slurmdbd_conf()}
+    files = {
+        CONF_DIR / "slurm.conf": slurm_conf(node, os.cpu_count() or 1, _usable_memory_mib()),
+        CONF_DIR / "slurmdbd.conf": slurmdbd_conf(),
+    }
     for path in files:
         if path.exists() and not path.read_text().startswith(MARK):
             raise ClusterError(f"{path} exists and was not written by this test suite; not overwriting it")
     for path, text in files.items():
         path.write_text(text)
-    (CONF_DIR / "slurmdbd.conf").chmod(0o600)      # slurmdbd refuses a readable file (it holds a password)
+    (CONF_DIR / "slurmdbd.conf").chmod(0o600)  # slurmdbd refuses a readable file (it holds a password)
 
 
 def _start_daemon(cluster: SlurmCluster, name: str, pidfile: Path, cmd: list[str], log: Path) -> None:
@@ -254,16 +269,25 @@ def _start_mariadb(cluster: SlurmCluster) -> None:
         run_dir = Path("/run/mysqld")
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.chown(run_dir, "mysql", "mysql")
-        with open(LOG_DIR / "mariadbd.log", "ab") as log:     # mariadbd stays in the foreground
-            proc = subprocess.Popen([_which("mariadbd"), "--user=mysql", "--bind-address=127.0.0.1"],
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(LOG_DIR / "mariadbd.log", "ab") as log:  # mariadbd stays in the foreground
+            proc = subprocess.Popen(
+                [_which("mariadbd"), "--user=mysql", "--bind-address=127.0.0.1"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         cluster._mariadb = proc
         cluster.started.append(("mariadbd", proc.pid))
-        _wait_for(lambda: proc.poll() is None and _answers("mariadb-admin", "ping"), "mariadb", 30,
-                  LOG_DIR / "mariadbd.log")
+        _wait_for(
+            lambda: proc.poll() is None and _answers("mariadb-admin", "ping"), "mariadb", 30, LOG_DIR / "mariadbd.log"
+        )
     # root logs in through the unix socket; slurmdbd uses slurm/slurm on its own database
-    _check("mariadb", "-e", "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm'; "
-           "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;")
+    _check(
+        "mariadb",
+        "-e",
+        "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm'; "
+        "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;",
+    )
 
 
 def start_cluster() -> SlurmCluster:
@@ -290,8 +314,13 @@ def start_cluster() -> SlurmCluster:
 
     cluster = SlurmCluster(node=node)
     try:
-        _start_daemon(cluster, "munged", MUNGE_PID, ["su", "-s", "/bin/sh", "munge", "-c", _which("munged")],
-                      Path("/var/log/munge/munged.log"))
+        _start_daemon(
+            cluster,
+            "munged",
+            MUNGE_PID,
+            ["su", "-s", "/bin/sh", "munge", "-c", _which("munged")],
+            Path("/var/log/munge/munged.log"),
+        )
         _start_mariadb(cluster)
         _start_daemon(cluster, "slurmdbd", PID_DIR / "slurmdbd.pid", ["slurmdbd"], LOG_DIR / "slurmdbd.log")
         _wait_for(lambda: _answers("sacctmgr", "-n", "show", "cluster"), "slurmdbd", 30, LOG_DIR / "slurmdbd.log")

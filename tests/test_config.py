@@ -12,8 +12,9 @@ CONF = Path(config_dir())
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
 # groups of the primary defaults list; the others (study blocks, a study's paired settings) are pulled in
 # by experiments, so a lone option is added with +group=option
-PRIMARY = {next(iter(d)) for d in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml").defaults)
-           if isinstance(d, dict)}
+PRIMARY = {
+    next(iter(d)) for d in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml").defaults) if isinstance(d, dict)
+}
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -26,7 +27,7 @@ def _compose(*overrides):
 def test_every_config_file_composes_and_validates(group, option):
     # text corpora need the text method (method=mlm brings data=text_embedded by itself)
     extra = ["method=mlm"] if group == "data" and option.startswith("text_") else []
-    extra += ["data.root=/data/images"] if (group, option) == ("data", "imagefolder") else []   # required key
+    extra += ["data.root=/data/images"] if (group, option) == ("data", "imagefolder") else []  # required key
     cfg = _compose(*extra, f"{group}={option}" if group in PRIMARY else f"+{group}={option}")
     validate(cfg)
 
@@ -60,7 +61,9 @@ def test_bad_config_gives_one_clear_message(overrides, needle):
 def test_cli_rejects_bad_value_before_any_work(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "ssl_bench.app", "optim.base_lr=-1", f"hydra.run.dir={tmp_path}/run"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "config error: optim.base_lr=-1 is out of range; allowed: > 0" in proc.stderr
@@ -69,15 +72,20 @@ def test_cli_rejects_bad_value_before_any_work(tmp_path):
 
 
 def test_cli_prints_composed_config():
-    proc = subprocess.run([sys.executable, "-m", "ssl_bench.app", "--cfg", "job", "method=byol"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssl_bench.app", "--cfg", "job", "method=byol"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "tau_base: 0.8" in proc.stdout and "name: byol" in proc.stdout
 
 
 def test_unknown_method_option_lists_the_choices():
-    proc = subprocess.run([sys.executable, "-m", "ssl_bench.app", "method=moco"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssl_bench.app", "method=moco"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode != 0
     assert "Available options in 'method'" in proc.stderr and "simsiam" in proc.stderr
 
@@ -94,13 +102,14 @@ def test_every_job_of_every_study_grid_composes_and_validates(experiment):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         base = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
         params = {k: str(v).split(",") for k, v in base.hydra.sweeper.params.items()}
-        extra = ["data.paths=[corpus.txt]"] if base.data.name == "text_files" else []   # a required key
+        extra = ["data.paths=[corpus.txt]"] if base.data.name == "text_files" else []  # a required key
         study = base.study
         swept = set(params)
         for combo in itertools.product(*params.values()):
-            cfg = compose("config", overrides=[f"experiment={experiment}", *extra,
-                                               *(f"{k}={v}" for k, v in zip(params, combo))])
+            cfg = compose(
+                "config", overrides=[f"experiment={experiment}", *extra, *(f"{k}={v}" for k, v in zip(params, combo))]
+            )
             validate(cfg)
             assert cfg.study.name == study.name
             assert all(OmegaConf.select(cfg, key) is not None for key in [*study.rows, *study.columns])
-    assert "seed" in swept                                       # seeds are an axis of every study
+    assert "seed" in swept  # seeds are an axis of every study

@@ -26,26 +26,53 @@ def test_objects_contrast_with_background():
 
 
 def test_datamodule_splits_and_batches():
-    cfg = OmegaConf.create(dict(name="shapes", image_size=32, train_size=100, val_size=20, test_size=30,
-                                generator_seed=7, contrast=0.4, batch_size=32, eval_batch_size=64, num_workers=0,
-                                pin_memory=False))
+    cfg = OmegaConf.create(
+        dict(
+            name="shapes",
+            image_size=32,
+            train_size=100,
+            val_size=20,
+            test_size=30,
+            generator_seed=7,
+            contrast=0.4,
+            batch_size=32,
+            eval_batch_size=64,
+            num_workers=0,
+            pin_memory=False,
+        )
+    )
     dm = build_datamodule(cfg)
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (32, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (32,)
-    assert len(dm.train_dataloader()) == 3                  # drop_last
+    assert len(dm.train_dataloader()) == 3  # drop_last
     bank, val = dm.val_dataloader()
     assert sum(len(b[1]) for b in bank) == 100 and sum(len(b[1]) for b in val) == 20
     assert not torch.equal(dm.splits["train"].images[:20], dm.splits["val"].images)
 
 
 def test_per_view_values_and_colour_strength():
-    cfg = OmegaConf.create(dict(num_views=2, crop_min_scale=0.2, crop_max_scale=1.0, flip_p=0.5, color_p=0.8,
-                                color_strength=0.5, brightness=0.8, contrast=0.8, saturation=0.4, hue=0.2,
-                                grayscale_p=0.2, blur_p=[1.0, 0.1], blur_sigma_min=0.1, blur_sigma_max=2.0,
-                                solarize_p=[0.0, 0.2]))
+    cfg = OmegaConf.create(
+        dict(
+            num_views=2,
+            crop_min_scale=0.2,
+            crop_max_scale=1.0,
+            flip_p=0.5,
+            color_p=0.8,
+            color_strength=0.5,
+            brightness=0.8,
+            contrast=0.8,
+            saturation=0.4,
+            hue=0.2,
+            grayscale_p=0.2,
+            blur_p=[1.0, 0.1],
+            blur_sigma_min=0.1,
+            blur_sigma_max=2.0,
+            solarize_p=[0.0, 0.2],
+        )
+    )
     v1, v2 = A.views_from_config(cfg)
     assert (v1.blur_p, v2.blur_p, v1.solarize_p, v2.solarize_p) == (1.0, 0.1, 0.0, 0.2)
-    assert (v1.brightness, v1.contrast, v1.saturation, v1.hue) == (0.4, 0.4, 0.2, 0.1)   # BYOL's jitter
+    assert (v1.brightness, v1.contrast, v1.saturation, v1.hue) == (0.4, 0.4, 0.2, 0.1)  # BYOL's jitter
     cfg.color_strength = 1.0
     assert A.views_from_config(cfg)[0].brightness == 0.8
 
@@ -104,24 +131,29 @@ def test_crop_only_has_no_colour_ops():
         assert ops == ["RandomResizedCrop", "ToDtype", "Normalize"]
     x, _ = generate_shapes(8, seed=0)
     aug = A.BatchAugment(A.views_from_config(cfg, 32), 32, [0.0] * 3, [1.0] * 3)
-    v = aug(x)[0]                                     # crops only rescale pixels: colours stay in the source range
+    v = aug(x)[0]  # crops only rescale pixels: colours stay in the source range
     assert v.min() >= 0 and v.max() <= 1
     assert _ops(A.torchvision_view(A.views_from_config(_preset("no_color"), 32)[0], 32, [0.5] * 3, [0.25] * 3)) == [
-        "RandomResizedCrop", "RandomHorizontalFlip", "ToDtype", "Normalize"]
+        "RandomResizedCrop",
+        "RandomHorizontalFlip",
+        "ToDtype",
+        "Normalize",
+    ]
 
 
 def test_byol_views_use_their_own_probabilities_and_blur_follows_image_size():
     cfg = _preset("byol")
     small = A.views_from_config(cfg, 32)
-    assert [v.blur_p for v in small] == [0.0, 0.0]              # no blur below blur_min_size (CIFAR recipes)
+    assert [v.blur_p for v in small] == [0.0, 0.0]  # no blur below blur_min_size (CIFAR recipes)
     v1, v2 = A.views_from_config(cfg, 96)
     assert (v1.blur_p, v2.blur_p, v1.solarize_p, v2.solarize_p) == (1.0, 0.1, 0.0, 0.2)
     from torchvision.transforms import v2 as T
 
     def probs(view):
         p = A.torchvision_view(view, 96, [0.5] * 3, [0.25] * 3)
-        blur = [t.p for t in p.transforms
-                if isinstance(t, T.RandomApply) and isinstance(t.transforms[0], T.GaussianBlur)]
+        blur = [
+            t.p for t in p.transforms if isinstance(t, T.RandomApply) and isinstance(t.transforms[0], T.GaussianBlur)
+        ]
         sol = [t.p for t in p.transforms if isinstance(t, T.RandomSolarize)]
         return blur, sol
 
@@ -152,4 +184,4 @@ def test_torchvision_backend_builds_views_per_image_in_the_loader():
     views, y = next(iter(dm.train_dataloader()))
     assert len(views) == 2 and views[0].shape == (64, 3, 32, 32) and views[0].dtype == torch.float32
     assert not torch.allclose(views[0], views[1]) and y.shape == (64,)
-    assert abs(views[0].mean().item()) < 1.5               # normalised, not raw uint8
+    assert abs(views[0].mean().item()) < 1.5  # normalised, not raw uint8

@@ -16,34 +16,47 @@ from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = [o for o in TINY if not o.startswith(("data.batch_size", "logger", "trainer.checkpoint"))] + [
-    "trainer.max_epochs=2", "trainer.num_threads=1", "trainer.log_every_n_steps=1", "trainer.checkpoint=true"]
+    "trainer.max_epochs=2",
+    "trainer.num_threads=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.checkpoint=true",
+]
 # 256 training images: 4 steps of 64 per epoch; two ranks see the same global batches
 ONE = ["trainer.strategy=ddp", "trainer.devices=1", "data.batch_size=64"]
 TWO = ["trainer.strategy=ddp", "trainer.devices=2", "data.batch_size=32"]
-LOSS_RTOL = 5e-3          # epoch-mean training loss, 1 vs 2 processes (float rounding grows through AdamW)
-FIRST_EPOCH_RTOL = 1e-3   # the first epoch: the same images, views and initial weights
-EVAL_ATOL = 4 / 64        # final accuracies: a few of the 64 test images may flip
+LOSS_RTOL = 5e-3  # epoch-mean training loss, 1 vs 2 processes (float rounding grows through AdamW)
+FIRST_EPOCH_RTOL = 1e-3  # the first epoch: the same images, views and initial weights
+EVAL_ATOL = 4 / 64  # final accuracies: a few of the 64 test images may flip
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "home" / ".netrc"), WANDB_SILENT="true",
-               PYTHONPATH=str(ROOT), WANDB_CONFIG_DIR=str(tmp_path / "home" / "wandb"))
+    env.update(
+        HOME=str(tmp_path / "home"),
+        NETRC=str(tmp_path / "home" / ".netrc"),
+        WANDB_SILENT="true",
+        PYTHONPATH=str(ROOT),
+        WANDB_CONFIG_DIR=str(tmp_path / "home" / "wandb"),
+    )
     return env
 
 
-def ssl_bench(tmp_path: Path, *args: str, cmd: tuple[str, ...] = (sys.executable, "-m", "ssl_bench.app"),
-              timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=_env(tmp_path),
-                          cwd=tmp_path)
+def ssl_bench(
+    tmp_path: Path, *args: str, cmd: tuple[str, ...] = (sys.executable, "-m", "ssl_bench.app"), timeout: int = 600
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, timeout=timeout, env=_env(tmp_path), cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
 
 
 def _structure(record: dict) -> dict:
     """The record's keys (and those of its metric sections), not its values."""
-    return {k: sorted(v) if isinstance(v, dict) and k in ("init", "final", "best", "timings") else None
-            for k, v in record.items()} | {"epoch_keys": sorted(record["epochs"][0])}
+    return {
+        k: sorted(v) if isinstance(v, dict) and k in ("init", "final", "best", "timings") else None
+        for k, v in record.items()
+    } | {"epoch_keys": sorted(record["epochs"][0])}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +74,7 @@ def _close(a: dict, b: dict) -> None:
         assert eb["train/loss"] == pytest.approx(ea["train/loss"], rel=LOSS_RTOL), (ea["epoch"], ea, eb)
     for key in ("knn_acc", "linear_acc"):
         assert abs(a["final"][key] - b["final"][key]) <= EVAL_ATOL, key
-    assert a["init"] == b["init"]          # the same random-init network, evaluated sharded
+    assert a["init"] == b["init"]  # the same random-init network, evaluated sharded
 
 
 def test_two_processes_with_the_default_logger_make_one_of_everything(simclr):
@@ -69,14 +82,16 @@ def test_two_processes_with_the_default_logger_make_one_of_everything(simclr):
     run = tmp / "two"
     assert find_records(tmp / "two") == [run / "record.json"]
     rec = load_record(run)
-    assert rec["status"] in ("finished", "collapsed") and rec["distributed"] == {"world_size": 2,
-                                                                              "launcher": "ssl-bench"}
-    assert proc.stdout.count("ssl-bench run:") == 1                        # one summary
-    assert len(list((run / "wandb").glob("offline-run-*"))) == 1            # one W&B run
+    assert rec["status"] in ("finished", "collapsed") and rec["distributed"] == {
+        "world_size": 2,
+        "launcher": "ssl-bench",
+    }
+    assert proc.stdout.count("ssl-bench run:") == 1  # one summary
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 1  # one W&B run
     assert rec["wandb"]["mode"] == "offline" and rec["wandb"]["id"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
     assert (run / "backbone.pt").is_file() and rec["export"] == str(run / "backbone.pt")
-    assert rec["timings"]["img_per_s"] > 0                                  # global images per second
+    assert rec["timings"]["img_per_s"] > 0  # global images per second
     assert rec["config"]["data"]["batch_size"] == 32
 
 
@@ -99,9 +114,18 @@ def test_byol_and_simsiam_agree_too(tmp_path, method):
 
 
 def test_masked_lm_with_two_processes(tmp_path):
-    proc = ssl_bench(tmp_path, "method=mlm", "trainer.devices=2", "trainer.max_epochs=1", "trainer.num_threads=1",
-                     "trainer.enable_progress_bar=false", "data.batch_size=8", "eval.every_n_epochs=1",
-                     "logger=wandb", "hydra.run.dir=run")
+    proc = ssl_bench(
+        tmp_path,
+        "method=mlm",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "trainer.num_threads=1",
+        "trainer.enable_progress_bar=false",
+        "data.batch_size=8",
+        "eval.every_n_epochs=1",
+        "logger=wandb",
+        "hydra.run.dir=run",
+    )
     rec = load_record(tmp_path / "run")
     assert rec["status"] == "finished" and rec["distributed"]["world_size"] == 2
     assert rec["final"]["ppl"] < rec["init"]["ppl"] and rec["final"]["masked_tokens"] == rec["init"]["masked_tokens"]
@@ -122,12 +146,21 @@ def test_a_sweep_of_two_process_jobs_logs_one_wandb_run_per_job(tmp_path):
 
 def test_torchrun_launches_the_app(tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    proc = ssl_bench(tmp_path, *BASE, "trainer.strategy=ddp", "trainer.devices=2", "data.batch_size=32",
-                     "logger=wandb", "hydra.run.dir=run",
-                     cmd=(torchrun, "--standalone", "--nproc_per_node=2", "-m", "ssl_bench.app"))
+    proc = ssl_bench(
+        tmp_path,
+        *BASE,
+        "trainer.strategy=ddp",
+        "trainer.devices=2",
+        "data.batch_size=32",
+        "logger=wandb",
+        "hydra.run.dir=run",
+        cmd=(torchrun, "--standalone", "--nproc_per_node=2", "-m", "ssl_bench.app"),
+    )
     rec = load_record(tmp_path / "run")
-    assert (rec["status"] in ("finished", "collapsed")
-            and rec["distributed"] == {"world_size": 2, "launcher": "torchrun"})
+    assert rec["status"] in ("finished", "collapsed") and rec["distributed"] == {
+        "world_size": 2,
+        "launcher": "torchrun",
+    }
     assert proc.stdout.count("ssl-bench run:") == 1 and find_records(tmp_path) == [tmp_path / "run" / "record.json"]
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
 
@@ -150,20 +183,31 @@ def _wait(predicate, proc: subprocess.Popen, timeout: float = 300) -> None:
 
 
 SLOW = [o.replace("data.train_size=256", "data.train_size=1024") for o in BASE if "max_epochs" not in o] + [
-    "trainer.max_epochs=5", "eval.initial=false", "eval.every_n_epochs=5", "logger=none", *TWO]
+    "trainer.max_epochs=5",
+    "eval.initial=false",
+    "eval.every_n_epochs=5",
+    "logger=none",
+    *TWO,
+]
 
 
 def test_sigterm_ends_every_rank_and_resume_continues(tmp_path):
     import signal
 
-    proc = subprocess.Popen([sys.executable, "-m", "ssl_bench.app", *SLOW, "hydra.run.dir=run"], cwd=tmp_path,
-                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ssl_bench.app", *SLOW, "hydra.run.dir=run"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait(lambda: _checkpointed(tmp_path / "run") >= 2, proc)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode == 143
-    assert workers and all(not Path(f"/proc/{w}").exists() for w in workers)       # no rank left behind
+    assert workers and all(not Path(f"/proc/{w}").exists() for w in workers)  # no rank left behind
     rec = load_record(tmp_path / "run")
     assert rec["status"] == "interrupted" and rec["checkpoint"]["epoch"] >= 1
     ssl_bench(tmp_path, *SLOW, "hydra.run.dir=run", "resume=auto")
@@ -175,8 +219,14 @@ def test_sigterm_ends_every_rank_and_resume_continues(tmp_path):
 def test_a_rank_killed_ends_the_job_as_failed_naming_it(tmp_path):
     import signal
 
-    proc = subprocess.Popen([sys.executable, "-m", "ssl_bench.app", *SLOW, "hydra.run.dir=run"], cwd=tmp_path,
-                            env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ssl_bench.app", *SLOW, "hydra.run.dir=run"],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait(lambda: _checkpointed(tmp_path / "run") >= 1, proc)
     (worker,) = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     os.kill(int(worker), signal.SIGKILL)
@@ -192,14 +242,23 @@ def test_two_processes_stream_an_image_folder(tmp_path):
     steps as one process at twice the batch), evaluations sharded and gathered once (the same figures)."""
     from tests.test_stream import write_folder
 
-    write_folder(tmp_path / "imgs", n_per_class=32, size=32)          # 96 train / 96 test images
+    write_folder(tmp_path / "imgs", n_per_class=32, size=32)  # 96 train / 96 test images
     base = [o for o in BASE if not o.startswith(("data.train_size", "data.test_size", "data.val_size"))] + [
-        "data=imagefolder", f"data.root={tmp_path / 'imgs'}", "data.storage=stream", "data.num_workers=1",
-        "data.val_size=32", "data.image_size=32", "data.cache_dir=null", "trainer.max_epochs=1", "logger=none",
-        "augment.crop_min_scale=1.0", "augment.flip_p=0.0"]
+        "data=imagefolder",
+        f"data.root={tmp_path / 'imgs'}",
+        "data.storage=stream",
+        "data.num_workers=1",
+        "data.val_size=32",
+        "data.image_size=32",
+        "data.cache_dir=null",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "augment.crop_min_scale=1.0",
+        "augment.flip_p=0.0",
+    ]
     ssl_bench(tmp_path, *base, "trainer.strategy=ddp", "trainer.devices=1", "data.batch_size=32", "hydra.run.dir=one")
     ssl_bench(tmp_path, *base, *TWO[:2], "data.batch_size=16", "hydra.run.dir=two")
     one, two = load_record(tmp_path / "one"), load_record(tmp_path / "two")
     assert {one["status"], two["status"]} <= {"finished", "collapsed"} and two["distributed"]["world_size"] == 2
-    assert two["init"] == one["init"]                                 # the same 96 test images, each once
+    assert two["init"] == one["init"]  # the same 96 test images, each once
     assert two["epochs"][0]["step"] == one["epochs"][0]["step"] == 3

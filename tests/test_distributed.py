@@ -27,7 +27,7 @@ from ssl_bench.methods.simclr import SimCLR
 from ssl_bench.models.momentum import make_target, update_momentum
 
 WORLD = 2
-N, D_IN, D_OUT = 4, 6, 5            # per-rank batch, input and projector dims
+N, D_IN, D_OUT = 4, 6, 5  # per-rank batch, input and projector dims
 TEMPERATURE = 0.3
 
 
@@ -42,8 +42,11 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor, nn.Linear]:
 
 def _simclr_step(projector: nn.Module, x1: torch.Tensor, x2: torch.Tensor, gather: bool) -> torch.Tensor:
     """The real ``SimCLR.step`` with an identity backbone and a given projector."""
-    stub = SimpleNamespace(backbone=nn.Identity(), projector=projector,
-                           mcfg=SimpleNamespace(gather_distributed=gather, temperature=TEMPERATURE, normalize=True))
+    stub = SimpleNamespace(
+        backbone=nn.Identity(),
+        projector=projector,
+        mcfg=SimpleNamespace(gather_distributed=gather, temperature=TEMPERATURE, normalize=True),
+    )
     return SimCLR.step(stub, [x1, x2]).loss
 
 
@@ -93,10 +96,12 @@ def _worker(rank: int, init_method: str, out: str) -> None:
         res["byol_target_before"] = _flat(byol.target)
         model = DDP(byol)
         opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5, momentum=0.9)
-        g = torch.Generator().manual_seed(10 + rank)        # each rank its own data
+        g = torch.Generator().manual_seed(10 + rank)  # each rank its own data
         for _ in range(3):
-            loss = model(torch.randn(N, D_IN, generator=g, dtype=torch.float64),
-                         torch.randn(N, D_IN, generator=g, dtype=torch.float64))
+            loss = model(
+                torch.randn(N, D_IN, generator=g, dtype=torch.float64),
+                torch.randn(N, D_IN, generator=g, dtype=torch.float64),
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -121,14 +126,14 @@ def _worker(rank: int, init_method: str, out: str) -> None:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict[str, torch.Tensor]]:
     out = tmp_path_factory.mktemp("dist")
-    mp.spawn(_worker, args=(f"file://{out / 'store'}", str(out)), nprocs=WORLD, join=True)   # no port to race for
+    mp.spawn(_worker, args=(f"file://{out / 'store'}", str(out)), nprocs=WORLD, join=True)  # no port to race for
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
 
 
 def test_simclr_gathered_loss_and_gradients_match_one_process(ranks):
     x1, x2, proj = _inputs()
     a, b = x1.clone().requires_grad_(), x2.clone().requires_grad_()
-    ref_loss = _simclr_step(proj, a, b, gather=True)     # one process: no process group, whole batch
+    ref_loss = _simclr_step(proj, a, b, gather=True)  # one process: no process group, whole batch
     ref_loss.backward()
     for rank, res in enumerate(ranks):
         rows = slice(rank * N, (rank + 1) * N)
@@ -144,8 +149,10 @@ def test_simclr_gathered_loss_and_gradients_match_one_process(ranks):
 def test_simclr_without_gather_uses_local_negatives_only(ranks):
     """The control: ``gather_distributed=false`` is the mean of per-rank losses, not the global one."""
     x1, x2, proj = _inputs()
-    local = sum(_simclr_step(proj, x1[r * N:(r + 1) * N], x2[r * N:(r + 1) * N], gather=False)
-                for r in range(WORLD)) / WORLD
+    local = (
+        sum(_simclr_step(proj, x1[r * N : (r + 1) * N], x2[r * N : (r + 1) * N], gather=False) for r in range(WORLD))
+        / WORLD
+    )
     whole = _simclr_step(proj, x1, x2, gather=False)
     assert ranks[0]["simclr_local_loss"].item() == pytest.approx(local.item(), rel=1e-10)
     assert abs(local.item() - whole.item()) > 1e-3
@@ -158,7 +165,7 @@ def test_byol_online_and_target_identical_on_every_rank(ranks):
         torch.testing.assert_close(gathered[0], gathered[1], rtol=0, atol=0)
         torch.testing.assert_close(ranks[1][f"byol_{name}"], gathered, rtol=0, atol=0)
     online, target = ranks[0]["byol_online"][0], ranks[0]["byol_target"][0]
-    assert not torch.equal(online, target)                 # tau < 1: the target lags
+    assert not torch.equal(online, target)  # tau < 1: the target lags
     assert not torch.equal(target, ranks[0]["byol_target_before"])  # ... but it moved
 
 

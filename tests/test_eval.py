@@ -11,7 +11,7 @@ def test_weighted_knn_votes():
     bank = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     labels = torch.tensor([0, 0, 1])
     scores = knn_predict(torch.tensor([[1.0, 0.05]]), bank, labels, num_classes=2, k=2, temperature=0.1)
-    assert scores[0, 1] == 0 and scores[0, 0] > 0            # both nearest neighbours are class 0
+    assert scores[0, 1] == 0 and scores[0, 0] > 0  # both nearest neighbours are class 0
     q = torch.tensor([[0.1, 1.0], [1.0, 0.0]])
     assert knn_accuracy(q, torch.tensor([1, 0]), bank, labels, 2, k=1) == 1.0
 
@@ -44,7 +44,7 @@ def test_collapse_status_catches_constant_and_rank_one_outputs(cfg_factory):
     healthy = {"z_std_ratio": 0.98, "z_rank": 6.4}
     assert model.final_status(healthy) == "finished"
     assert model.final_status({**healthy, "z_std_ratio": 0.006}) == "collapsed"
-    line = torch.randn(500, 1) * torch.randn(1, 64) + 0.01 * torch.randn(500, 64)   # rank one plus noise
+    line = torch.randn(500, 1) * torch.randn(1, 64) + 0.01 * torch.randn(500, 64)  # rank one plus noise
     spread = torch.randn(500, 64)
     assert rankme(line) < 2 < rankme(spread)
     assert model.final_status({"z_std_ratio": 0.39, "z_rank": rankme(line)}) == "collapsed"

@@ -22,28 +22,52 @@ from tests.conftest import TINY, wandb_leet
 ROOT = Path(__file__).resolve().parents[1]
 # a few seconds of training per epoch, so that a signal lands inside an epoch
 SLOW = [o for o in TINY if not o.startswith(("trainer.max_epochs", "trainer.checkpoint", "data.train_size"))] + [
-    "data.train_size=1024", "trainer.max_epochs=6", "trainer.checkpoint=true", "trainer.num_threads=1",
-    "eval.initial=false", "eval.every_n_epochs=3"]
-RESULTS = ("finished", "collapsed")     # what a tiny run ends with
+    "data.train_size=1024",
+    "trainer.max_epochs=6",
+    "trainer.checkpoint=true",
+    "trainer.num_threads=1",
+    "eval.initial=false",
+    "eval.every_n_epochs=3",
+]
+RESULTS = ("finished", "collapsed")  # what a tiny run ends with
 FAST = [o for o in TINY if not o.startswith("trainer.checkpoint")] + [
-    "trainer.checkpoint=true", "trainer.num_threads=1"]
+    "trainer.checkpoint=true",
+    "trainer.num_threads=1",
+]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(HOME=str(tmp_path / "home"), NETRC=str(tmp_path / "home" / ".netrc"), WANDB_SILENT="true",
-               WANDB_CONFIG_DIR=str(tmp_path / "home" / "wandb"), PYTHONPATH=str(ROOT))
+    env.update(
+        HOME=str(tmp_path / "home"),
+        NETRC=str(tmp_path / "home" / ".netrc"),
+        WANDB_SILENT="true",
+        WANDB_CONFIG_DIR=str(tmp_path / "home" / "wandb"),
+        PYTHONPATH=str(ROOT),
+    )
     return env
 
 
 def cli(tmp_path: Path, *args: str, app: str = "ssl_bench.app", timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", app, *args], capture_output=True, text=True, timeout=timeout,
-                          env=_env(tmp_path), cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", app, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+    )
 
 
 def start(tmp_path: Path, *args: str, app: str = "ssl_bench.app") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", app, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env(tmp_path), cwd=tmp_path)
+    return subprocess.Popen(
+        [sys.executable, "-m", app, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+    )
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240.0) -> None:
@@ -83,7 +107,10 @@ def assert_names_its_checkpoint(run: Path, rec: dict) -> None:
     entry = rec["checkpoint"]
     ckpt = torch.load(run / entry["path"], map_location="cpu", weights_only=True)
     assert (ckpt["ssl_bench"]["run_id"], ckpt["epoch"], ckpt["global_step"]) == (
-        rec["run_id"], entry["epoch"], entry["step"])
+        rec["run_id"],
+        entry["epoch"],
+        entry["step"],
+    )
 
 
 def one_line(proc: subprocess.CompletedProcess, prog: str = "ssl-bench") -> str:
@@ -116,7 +143,7 @@ def test_a_fresh_run_into_a_finished_folder_is_refused_and_nothing_is_touched(fi
     status = load_record(run)["status"]
     assert f"already holds a {status} run" in msg and "resume=auto" in msg and "overwrite=true" in msg
     assert {p: p.read_bytes() for p in before} == before
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]     # never last-v1.ckpt
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]  # never last-v1.ckpt
 
 
 def test_resume_with_a_changed_method_on_a_finished_run_leaves_the_record_alone(finished, tmp_path):
@@ -147,7 +174,7 @@ def test_overwrite_moves_the_old_run_aside(finished, tmp_path):
     assert new["status"] in RESULTS and new["seed"] == 1 and new["run_id"] != old["run_id"]
     (aside,) = (run / "superseded").iterdir()
     assert load_record(aside) == old and (aside / "checkpoints" / "last.ckpt").is_file()
-    assert find_records(tmp_path) == [run / "record.json"]          # reports see the new run only
+    assert find_records(tmp_path) == [run / "record.json"]  # reports see the new run only
     assert Path(new["superseded"]) == aside
 
 
@@ -184,7 +211,7 @@ def test_eval_takes_a_sweep_job_folder_unquoted(finished, tmp_path):
     proc = cli(tmp_path, f"source={job}", "logger=none", "linear.epochs=2", app="ssl_bench.eval.app")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (out,) = (job / "eval").iterdir()
-    assert load_record(out)["status"] == "finished"     # an evaluation has no collapse status
+    assert load_record(out)["status"] == "finished"  # an evaluation has no collapse status
 
 
 # --- signals and kills during training -----------------------------------------------------------
@@ -198,7 +225,7 @@ def test_a_signal_during_training_ends_interrupted_and_resume_finishes(tmp_path,
     assert proc.returncode == code, err[-3000:]
     rec = load_record(run)
     assert rec["status"] == "interrupted" and rec["error"]["type"] == "Interrupted" and rec["final"] == {}
-    assert_names_its_checkpoint(run, rec)                               # the last complete checkpoint is kept
+    assert_names_its_checkpoint(run, rec)  # the last complete checkpoint is kept
     assert rec["checkpoint"]["epoch"] >= 1
     info = json.loads(wandb_leet(rec["wandb"]["dir"], "--summary"))
     assert info["summary"]["status"] == "interrupted" and info["state"] != "finished"
@@ -218,7 +245,7 @@ def test_kill_9_leaves_a_running_record_that_resume_continues(tmp_path):
     wait_for(lambda: checkpointed(run) >= 2, proc)
     proc.kill()
     proc.wait()
-    assert load_record(run)["status"] == "running"                     # honest: nobody closed it
+    assert load_record(run)["status"] == "running"  # honest: nobody closed it
     again = cli(tmp_path, *SLOW, "logger=none", "hydra.run.dir=run", "resume=auto")
     assert again.returncode == 0, again.stderr[-3000:]
     done = load_record(run)
@@ -230,10 +257,10 @@ def test_sigterm_during_the_final_evaluation(tmp_path):
     args = [*SLOW, "trainer.max_epochs=2", "eval.linear_epochs=5000", "logger=none", "hydra.run.dir=run"]
     proc = start(tmp_path, *args)
     run = tmp_path / "run"
-    for line in proc.stdout:                                            # Lightning says when fit ends
+    for line in proc.stdout:  # Lightning says when fit ends
         if "Trainer.fit` stopped" in line:
             break
-    proc.send_signal(signal.SIGTERM)                                    # inside the 5000-epoch linear probe
+    proc.send_signal(signal.SIGTERM)  # inside the 5000-epoch linear probe
     proc.communicate(timeout=120)
     assert proc.returncode == 143
     rec = load_record(run)
@@ -267,8 +294,9 @@ def test_resume_with_a_changed_config_lists_the_keys_and_touches_nothing(tmp_pat
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
     before = (run / "record.json").read_bytes()
-    msg = one_line(cli(tmp_path, *SLOW, "logger=none", "hydra.run.dir=run", "resume=auto", "seed=3",
-                       "optim.base_lr=0.01"))
+    msg = one_line(
+        cli(tmp_path, *SLOW, "logger=none", "hydra.run.dir=run", "resume=auto", "seed=3", "optim.base_lr=0.01")
+    )
     assert "optim.base_lr (0.002 -> 0.01)" in msg and "seed (0 -> 3)" in msg
     assert (run / "record.json").read_bytes() == before
 
@@ -276,15 +304,18 @@ def test_resume_with_a_changed_config_lists_the_keys_and_touches_nothing(tmp_pat
 def test_a_record_killed_while_being_written_stays_readable(tmp_path):
     """``kill -9`` at random moments of a process that rewrites a large record in a loop: every
     time the file on disk is one complete record."""
-    script = ("import sys; from omegaconf import OmegaConf; from ssl_bench.tracking.record import RunRecord\n"
-              "cfg = OmegaConf.create({'method': {'name': 'simclr'}, 'seed': 0, 'blob': list(range(200000))})\n"
-              "rec = RunRecord(sys.argv[1], cfg, [], 'w')\n"
-              "i = 0\n"
-              "while True:\n    i += 1; rec['epochs'] = [{'epoch': i}]; rec.save(); print(i, flush=True)\n")
+    script = (
+        "import sys; from omegaconf import OmegaConf; from ssl_bench.tracking.record import RunRecord\n"
+        "cfg = OmegaConf.create({'method': {'name': 'simclr'}, 'seed': 0, 'blob': list(range(200000))})\n"
+        "rec = RunRecord(sys.argv[1], cfg, [], 'w')\n"
+        "i = 0\n"
+        "while True:\n    i += 1; rec['epochs'] = [{'epoch': i}]; rec.save(); print(i, flush=True)\n"
+    )
     for delay in (0.3, 0.55, 0.8, 1.1, 1.4):
-        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                                env=_env(tmp_path))
-        proc.stdout.readline()                                           # at least one complete save
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=_env(tmp_path)
+        )
+        proc.stdout.readline()  # at least one complete save
         time.sleep(delay)
         proc.kill()
         proc.wait()
@@ -342,19 +373,26 @@ def test_sigterm_stops_a_sweep_non_zero_and_a_rerun_continues_it(tmp_path):
     interrupted = load_record(job(sweep, "seed=1"))
     again = cli(tmp_path, *args, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("skipping") == 1                              # seed=0 skipped
+    assert again.stdout.count("skipping") == 1  # seed=0 skipped
     done = {d: load_record(job(sweep, d)) for d in ("seed=0", "seed=1", "seed=2")}
     assert all(r["status"] in RESULTS for r in done.values())
-    assert [a["status"] for a in done["seed=1"]["attempts"]] == ["interrupted"]   # resumed, not restarted
+    assert [a["status"] for a in done["seed=1"]["attempts"]] == ["interrupted"]  # resumed, not restarted
     kept = interrupted["checkpoint"]["epoch"] + 1
     assert done["seed=1"]["epochs"][:kept] == interrupted["epochs"][:kept]
 
 
 def test_two_identical_sweeps_into_one_folder_train_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", *SLOW, "trainer.max_epochs=3", "logger=wandb", "logger.mode=offline", f"hydra.sweep.dir={sweep}",
-            "seed=0,1"]
-    first, second = start(tmp_path, *args), start(tmp_path, *args)     # both at once, one grid
+    args = [
+        "-m",
+        *SLOW,
+        "trainer.max_epochs=3",
+        "logger=wandb",
+        "logger.mode=offline",
+        f"hydra.sweep.dir={sweep}",
+        "seed=0,1",
+    ]
+    first, second = start(tmp_path, *args), start(tmp_path, *args)  # both at once, one grid
     out2, err2 = second.communicate(timeout=600)
     out1, err1 = first.communicate(timeout=600)
     assert first.returncode == 0 and second.returncode == 0, (err1[-2000:], err2[-2000:])
@@ -362,7 +400,7 @@ def test_two_identical_sweeps_into_one_folder_train_each_job_once(tmp_path):
     for name in ("seed=0", "seed=1"):
         rec = load_record(job(sweep, name))
         assert rec["status"] in RESULTS and rec["attempt"] == 1 and rec["attempts"] == []
-        assert len(list((job(sweep, name) / "wandb").glob("offline-run-*"))) == 1     # one W&B run per job
+        assert len(list((job(sweep, name) / "wandb").glob("offline-run-*"))) == 1  # one W&B run per job
 
 
 # --- W&B never hangs -----------------------------------------------------------------------------
@@ -370,9 +408,23 @@ def test_an_unusable_wandb_key_falls_back_to_offline_quickly(tmp_path):
     env = _env(tmp_path)
     env["WANDB_API_KEY"] = "x" * 40
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "ssl_bench.app", *TINY[:-1], "logger=wandb", "logger.init_timeout=5",
-                           "eval.initial=false", "hydra.run.dir=run"], capture_output=True, text=True, timeout=300,
-                          env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssl_bench.app",
+            *TINY[:-1],
+            "logger=wandb",
+            "logger.init_timeout=5",
+            "eval.initial=false",
+            "hydra.run.dir=run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert time.time() - t0 < 120
     out = proc.stdout + proc.stderr
@@ -385,17 +437,29 @@ def test_sigterm_stops_a_joblib_sweep_with_its_workers(tmp_path):
     sweep reaches the running jobs (recorded interrupted), no worker is left behind, exit code 143;
     the re-run resumes them and runs the rest."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SLOW, "logger=none",
-            f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}", "seed=0,1,2,3"]
+    args = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *SLOW,
+        "logger=none",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=${hydra.job.num}",
+        "seed=0,1,2,3",
+    ]
     proc = start(tmp_path, *args)
     wait_for(lambda: checkpointed(sweep / "0") >= 2 and checkpointed(sweep / "1") >= 1, proc, timeout=400)
-    workers = [int(p) for p in subprocess.run(["pgrep", "-f", "-P", str(proc.pid), "loky"], capture_output=True,
-                                               text=True).stdout.split()]
+    workers = [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-f", "-P", str(proc.pid), "loky"], capture_output=True, text=True
+        ).stdout.split()
+    ]
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=180)
     assert proc.returncode == 143 and workers
     time.sleep(1)
-    assert not [w for w in workers if alive(w)]                            # the workers ended too
+    assert not [w for w in workers if alive(w)]  # the workers ended too
     assert [record_of(sweep / str(j)).get("status") for j in range(4)] == ["interrupted", "interrupted", None, None]
     again = cli(tmp_path, *args, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]

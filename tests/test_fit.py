@@ -6,8 +6,7 @@ import pytest
 from ssl_bench.train import run
 from tests.conftest import make_cfg
 
-FIT = ["data.train_size=512", "trainer.max_epochs=4", "eval.initial=false", "optim=adamw",
-       "optim.base_lr=2e-3"]
+FIT = ["data.train_size=512", "trainer.max_epochs=4", "eval.initial=false", "optim=adamw", "optim.base_lr=2e-3"]
 
 
 @pytest.mark.parametrize("method", ["simclr", "byol", "simsiam"])
@@ -19,14 +18,20 @@ def test_short_fit_lowers_the_loss(method, tmp_path):
 
 
 def test_simsiam_without_stop_gradient_collapses(tmp_path):
-    budget = ["data.train_size=512", "data.batch_size=32", "trainer.max_epochs=6", "eval.initial=false",
-              "optim=adamw", "optim.base_lr=5e-3"]
+    budget = [
+        "data.train_size=512",
+        "data.batch_size=32",
+        "trainer.max_epochs=6",
+        "eval.initial=false",
+        "optim=adamw",
+        "optim.base_lr=5e-3",
+    ]
     collapsed = run(make_cfg("method=simsiam", "method.stop_grad=false", *budget), tmp_path / "nosg", [], "nosg")
     assert collapsed["status"] == "collapsed"
     assert collapsed["final"]["z_std_ratio"] < 0.1
     healthy = run(make_cfg("method=simsiam", *budget), tmp_path / "sg", [], "sg")
     assert healthy["status"] == "finished" and healthy["final"]["z_std_ratio"] > 0.5
-    assert collapsed["epochs"][-1]["train/loss"] < healthy["epochs"][-1]["train/loss"] - 0.1   # trivially minimised
+    assert collapsed["epochs"][-1]["train/loss"] < healthy["epochs"][-1]["train/loss"] - 0.1  # trivially minimised
 
 
 def test_torchvision_backend_fit_learns(tmp_path):
@@ -65,15 +70,26 @@ def test_byol_target_follows_every_optimizer_step_under_accumulation(tmp_path, m
     real = byol.update_momentum
 
     def counting(online, target, tau):
-        calls.append(tau)                        # two calls per update: backbone, projector
+        calls.append(tau)  # two calls per update: backbone, projector
         real(online, target, tau)
 
     monkeypatch.setattr(byol, "update_momentum", counting)
-    record = run(make_cfg("method=byol", "data.train_size=320", "data.batch_size=32", "trainer.max_epochs=2",
-                          "trainer.accumulate_grad_batches=3", "eval.initial=false", "eval.final=false"),
-                 tmp_path, [], "byol-accum")
+    record = run(
+        make_cfg(
+            "method=byol",
+            "data.train_size=320",
+            "data.batch_size=32",
+            "trainer.max_epochs=2",
+            "trainer.accumulate_grad_batches=3",
+            "eval.initial=false",
+            "eval.final=false",
+        ),
+        tmp_path,
+        [],
+        "byol-accum",
+    )
     assert record["status"] == "finished", record["error"]
     assert record["epochs"][-1]["step"] == 8
     taus = calls[::2]
-    assert calls[1::2] == taus and len(taus) == 8   # the old batch-index test skipped the partial steps: 6
-    assert taus == sorted(taus) and taus[-1] == 1.0   # the cosine schedule, one value per optimizer step
+    assert calls[1::2] == taus and len(taus) == 8  # the old batch-index test skipped the partial steps: 6
+    assert taus == sorted(taus) and taus[-1] == 1.0  # the cosine schedule, one value per optimizer step

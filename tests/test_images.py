@@ -26,13 +26,18 @@ def write_cifar10(root, n_train=50, n_test=20, seed=0):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n).tolist()
         with open(folder / name, "wb") as fh:
-            pickle.dump({"batch_label": name, "data": data, "labels": labels,
-                         "filenames": [f"{i}.png" for i in range(n)]},
-                        fh, protocol=2)
+            pickle.dump(
+                {"batch_label": name, "data": data, "labels": labels, "filenames": [f"{i}.png" for i in range(n)]},
+                fh,
+                protocol=2,
+            )
         images[name] = (data, labels)
     with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": n_train // 5,
-                     "num_vis": 3072}, fh, protocol=2)
+        pickle.dump(
+            {"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": n_train // 5, "num_vis": 3072},
+            fh,
+            protocol=2,
+        )
     return images
 
 
@@ -63,8 +68,20 @@ def test_missing_dataset_exits_with_one_line(tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "ssl_bench.app", "data=cifar10", f"data.root={tmp_path}", "logger=none",
-                          f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssl_bench.app",
+            "data=cifar10",
+            f"data.root={tmp_path}",
+            "logger=none",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("ssl-bench: data error: data=cifar10:")
     assert "Traceback" not in out.stderr
@@ -77,7 +94,8 @@ def _folder(root, n_per_class=4, size=40, classes=("cat", "dog")):
             (root / split / c).mkdir(parents=True)
             for i in range(n_per_class):
                 Image.fromarray(rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)).save(
-                    root / split / c / f"{i}.jpg")
+                    root / split / c / f"{i}.jpg"
+                )
 
 
 def test_imagefolder_skips_corrupt_files_with_a_count_or_fails_naming_them(tmp_path, caplog):
@@ -100,7 +118,7 @@ def test_imagefolder_cache_unlabelled_pretraining_and_fraction(tmp_path, caplog)
         Image.fromarray(np.full((36, 36, 3), i * 40, dtype=np.uint8)).save(tmp_path / "data" / "unlabeled" / f"{i}.png")
     cache = tmp_path / "cache"
     first, _ = I.load_imagefolder(tmp_path / "data", ["unlabeled", "train"], "train", "test", 32, cache_dir=cache)
-    assert first["train"][1].tolist() == [-1] * 6 + [0] * 4 + [1] * 4       # unlabelled, then class folders
+    assert first["train"][1].tolist() == [-1] * 6 + [0] * 4 + [1] * 4  # unlabelled, then class folders
     assert len(list(cache.glob("*.pt"))) == 3
     with caplog.at_level(logging.INFO, logger="ssl_bench"):
         again, _ = I.load_imagefolder(tmp_path / "data", ["unlabeled", "train"], "train", "test", 32, cache_dir=cache)
@@ -111,11 +129,33 @@ def test_imagefolder_cache_unlabelled_pretraining_and_fraction(tmp_path, caplog)
 
 def test_imagefolder_datamodule_serves_bank_monitor_and_val(tmp_path):
     _folder(tmp_path, n_per_class=10)
-    cfg = OmegaConf.create(dict(name="imagefolder", root=str(tmp_path), train=["train"], eval_train="train",
-                                test="test", labels="auto", on_corrupt="skip", cache_dir=None, decode_workers=0,
-                                image_size=32, fraction=0.5, val_size=6, bank_size=8, split_seed=0, crop_min_scale=0.2,
-                                batch_size=4, eval_batch_size=64, num_workers=0, pin_memory=False, mean=[0.5] * 3,
-                                std=[0.25] * 3, download=False, verify=True))
+    cfg = OmegaConf.create(
+        dict(
+            name="imagefolder",
+            root=str(tmp_path),
+            train=["train"],
+            eval_train="train",
+            test="test",
+            labels="auto",
+            on_corrupt="skip",
+            cache_dir=None,
+            decode_workers=0,
+            image_size=32,
+            fraction=0.5,
+            val_size=6,
+            bank_size=8,
+            split_seed=0,
+            crop_min_scale=0.2,
+            batch_size=4,
+            eval_batch_size=64,
+            num_workers=0,
+            pin_memory=False,
+            mean=[0.5] * 3,
+            std=[0.25] * 3,
+            download=False,
+            verify=True,
+        )
+    )
     dm = build_datamodule(cfg)
     assert len(dm.splits["train"]) == 10 and len(dm.splits["bank"]) == 20 and len(dm.splits["monitor_bank"]) == 8
     monitor, val = dm.val_dataloader()
@@ -132,7 +172,7 @@ def test_converter_output_reads_with_torchvision(tmp_path):
     x, y = splits["train"]
     assert x.shape == (8, 3, 32, 32) and sorted(y.tolist()) == [0] * 4 + [1] * 4
     ref = I.decode(tmp_path / "src" / "train" / "ship" / "0.jpg", 32)
-    assert any(torch.equal(ref, img) for img in x)                     # same pixels, CIFAR's plane order
+    assert any(torch.equal(ref, img) for img in x)  # same pixels, CIFAR's plane order
 
 
 def test_stl10_binary_layout(tmp_path):

@@ -26,7 +26,7 @@ def test_nt_xent_matches_hand_computed_value():
 def test_nt_xent_normalize_switch():
     z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
     scaled = nt_xent(3 * z1, 3 * z2, 0.5, normalize=True)
-    assert torch.isclose(scaled, nt_xent(z1, z2, 0.5, normalize=True), atol=1e-5)   # scale-free with l2
+    assert torch.isclose(scaled, nt_xent(z1, z2, 0.5, normalize=True), atol=1e-5)  # scale-free with l2
     assert not torch.isclose(nt_xent(3 * z1, 3 * z2, 0.5, normalize=False), nt_xent(z1, z2, 0.5, normalize=False))
 
 
@@ -42,7 +42,7 @@ def test_nt_xent_global_batch_equals_concatenated_batch():
     """Rank r's loss over gathered embeddings averages to the loss on the concatenated batch."""
     z1, z2 = torch.randn(8, 5), torch.randn(8, 5)
     full = nt_xent(z1, z2, 0.3)
-    parts = [nt_xent(z1[i:i + 4], z2[i:i + 4], 0.3, z1_all=z1, z2_all=z2, offset=i) for i in (0, 4)]
+    parts = [nt_xent(z1[i : i + 4], z2[i : i + 4], 0.3, z1_all=z1, z2_all=z2, offset=i) for i in (0, 4)]
     assert torch.isclose(sum(parts) / 2, full, atol=1e-6)
 
 

@@ -15,11 +15,25 @@ from ssl_bench.text.tokenizer import BOS, EOS, MASK, NUM_SPECIAL, PAD, UNK, load
 from tests.conftest import make_cfg
 
 TINY_MLM = [
-    "method=mlm", "method.hidden_size=32", "method.num_layers=1", "method.num_heads=2",
-    "method.intermediate_size=64", "method.hidden_dropout=0", "method.attention_dropout=0",
-    "data.vocab_size=512", "data.max_length=64", "data.batch_size=16", "data.eval_batch_size=64",
-    "optim.base_lr=3e-3", "optim.warmup_epochs=0", "trainer.max_epochs=3", "trainer.limit_train_batches=12",
-    "trainer.enable_progress_bar=false", "trainer.checkpoint=false", "trainer.num_threads=1", "logger=none",
+    "method=mlm",
+    "method.hidden_size=32",
+    "method.num_layers=1",
+    "method.num_heads=2",
+    "method.intermediate_size=64",
+    "method.hidden_dropout=0",
+    "method.attention_dropout=0",
+    "data.vocab_size=512",
+    "data.max_length=64",
+    "data.batch_size=16",
+    "data.eval_batch_size=64",
+    "optim.base_lr=3e-3",
+    "optim.warmup_epochs=0",
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=12",
+    "trainer.enable_progress_bar=false",
+    "trainer.checkpoint=false",
+    "trainer.num_threads=1",
+    "logger=none",
     "eval.every_n_epochs=1",
 ]
 
@@ -63,7 +77,7 @@ def test_masking_rates_and_the_80_10_10_split():
     other = 1 - as_mask - unchanged
     assert abs(as_mask - 0.8) < 0.02 and abs(unchanged - 0.1) < 0.02 and abs(other - 0.1) < 0.02
     assert torch.equal(labels[selected], ids[selected])
-    assert torch.equal(out[~selected], ids[~selected])                   # unselected positions untouched
+    assert torch.equal(out[~selected], ids[~selected])  # unselected positions untouched
     assert (out[selected & (out != MASK) & (out != ids)] >= NUM_SPECIAL).all()  # random tokens are regular
     # other rates are honoured too
     out, labels = mask_tokens(ids, MaskSpec(1000, 0.4, 0.5, 0.5), torch.Generator().manual_seed(2))
@@ -78,7 +92,7 @@ def test_special_tokens_and_padding_are_never_masked():
     special = ids < NUM_SPECIAL
     assert special.any() and (ids == PAD).any()
     assert (labels[special] == IGNORE).all() and torch.equal(out[special], ids[special])
-    assert (labels[~special] != IGNORE).all()                           # mask_prob 1: every regular token
+    assert (labels[~special] != IGNORE).all()  # mask_prob 1: every regular token
 
 
 def test_collator_gives_attention_mask_and_fresh_masks():
@@ -113,14 +127,14 @@ def small_dm(tmp_path_factory):
 def test_static_masks_repeat_across_epochs_and_dynamic_ones_do_not(small_dm):
     cfg, dm = small_dm
     counts = Counter(tuple(r.tolist()) for r in dm.train_ids)
-    unique = {k for k, n in counts.items() if n == 1}                  # the corpus repeats some passages
+    unique = {k for k, n in counts.items() if n == 1}  # the corpus repeats some passages
     spec = MaskSpec(dm.vocab_size)
     dm.configure_masking(spec, "static", static_copies=2, seed=0)
     loader = dm.train_dataloader()
     e0, e1, e2 = (_epoch_labels(loader, e) for e in (0, 1, 2))
     common = set(e0) & set(e1) & set(e2) & unique
     assert len(common) > 100
-    assert all(torch.equal(e0[k], e2[k]) for k in common)                # copy 0 again in epoch 2
+    assert all(torch.equal(e0[k], e2[k]) for k in common)  # copy 0 again in epoch 2
     assert sum(not torch.equal(e0[k], e1[k]) for k in common) > 0.9 * len(common)
     dm.configure_masking(spec, "static", static_copies=1, seed=0)
     loader = dm.train_dataloader()
@@ -144,8 +158,10 @@ def test_static_mask_copy_is_reproducible():
 def _synthetic_docs(n_docs=30, seed=0):
     """Doc d uses only ids in [1000 d, 1000 d + 1000): any token says which document it came from."""
     rng = np.random.default_rng(seed)
-    return [[list(1000 * d + rng.integers(0, 1000, rng.integers(3, 25))) for _ in range(rng.integers(1, 12))]
-            for d in range(1, n_docs + 1)]
+    return [
+        [list(1000 * d + rng.integers(0, 1000, rng.integers(3, 25))) for _ in range(rng.integers(1, 12))]
+        for d in range(1, n_docs + 1)
+    ]
 
 
 def test_doc_sentences_never_cross_documents():
@@ -155,7 +171,7 @@ def test_doc_sentences_never_cross_documents():
         assert s[0] == BOS and s[-1] == EOS and len(s) <= 64
         assert len({t // 1000 for t in s[1:-1]}) == 1 and EOS not in s[1:-1]
     flat = [t for s in seqs for t in s if t >= 1000]
-    assert flat == [t for d in docs for sent in d for t in sent]           # nothing lost, order kept
+    assert flat == [t for d in docs for sent in d for t in sent]  # nothing lost, order kept
 
 
 def test_full_sentences_fill_sequences_across_documents():
@@ -167,7 +183,7 @@ def test_full_sentences_fill_sequences_across_documents():
     assert np.mean([len(s) for s in full[:-1]]) > 0.85 * 64
     crossing = [s for s in full if len({t // 1000 for t in s if t >= 1000}) > 1]
     assert crossing
-    for s in crossing:          # documents inside a sequence are separated by </s>
+    for s in crossing:  # documents inside a sequence are separated by </s>
         body = s[1:-1]
         for a, b in zip(body, body[1:]):
             if a >= 1000 and b >= 1000:
@@ -202,11 +218,16 @@ def test_text_files_documents_and_heldout_split(tmp_path):
 def test_tokenizer_round_trips_english_and_chinese_and_is_cached(tmp_path):
     corpus = ["The quick brown fox jumps over the lazy dog.", "In the beginning was the word."] * 50
     folder = train_bpe(corpus, vocab_size=300, min_frequency=2, cache_dir=tmp_path)
-    assert train_bpe(corpus, 300, 2, tmp_path) == folder                    # cached by content
+    assert train_bpe(corpus, 300, 2, tmp_path) == folder  # cached by content
     assert train_bpe(corpus + ["more"], 300, 2, tmp_path) != folder
     tok = load_tokenizer(folder)
-    assert [tok.convert_tokens_to_ids(t) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] == \
-        [BOS, PAD, EOS, UNK, MASK]
+    assert [tok.convert_tokens_to_ids(t) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] == [
+        BOS,
+        PAD,
+        EOS,
+        UNK,
+        MASK,
+    ]
     for text in ("The lazy fox, quickly!", "机器学习很有趣。深度学习也是。", "mixed 中文 and English ☃"):
         ids = tok(text)["input_ids"]
         assert ids[0] == BOS and ids[-1] == EOS and UNK not in ids
@@ -220,14 +241,23 @@ def test_logits_at_real_positions_do_not_depend_on_padding():
     from ssl_bench.methods.mlm import build_roberta
 
     torch.manual_seed(0)
-    mcfg = OmegaConf.create({"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
-                             "hidden_dropout": 0.1, "attention_dropout": 0.1, "initializer_range": 0.02})
+    mcfg = OmegaConf.create(
+        {
+            "hidden_size": 32,
+            "num_layers": 2,
+            "num_heads": 2,
+            "intermediate_size": 64,
+            "hidden_dropout": 0.1,
+            "attention_dropout": 0.1,
+            "initializer_range": 0.02,
+        }
+    )
     model = build_roberta(mcfg, vocab_size=300, max_length=64).eval()
     assert model.lm_head.decoder.weight.data_ptr() == model.roberta.embeddings.word_embeddings.weight.data_ptr()
     ids = torch.randint(NUM_SPECIAL, 300, (1, 20))
     ids[0, 0], ids[0, -1] = BOS, EOS
     padded = torch.cat([ids, torch.full((1, 15), PAD)], 1)
-    batch = torch.cat([padded, torch.randint(NUM_SPECIAL, 300, (1, 35))])   # a longer neighbour
+    batch = torch.cat([padded, torch.randint(NUM_SPECIAL, 300, (1, 35))])  # a longer neighbour
     with torch.no_grad():
         ref = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
         out = model(input_ids=batch, attention_mask=(batch != PAD).long()).logits
@@ -279,7 +309,7 @@ def test_tiny_fit_lowers_the_loss_and_fills_the_record(tiny_run):
     assert record["status"] == "finished" and record["method"] == "mlm"
     init, final = record["init"], record["final"]
     assert final["loss"] < init["loss"] - 0.5 and final["ppl"] < init["ppl"]
-    assert final["unigram_ppl"] == pytest.approx(init["unigram_ppl"])    # same tokenizer, same positions
+    assert final["unigram_ppl"] == pytest.approx(init["unigram_ppl"])  # same tokenizer, same positions
     assert init["masked_tokens"] == final["masked_tokens"] > 100
     assert final["tokens_per_s"] > 0 and record["timings"]["seq_per_s"] > 0
     for key in ("train/loss", "train/masked_acc", "train/tokens_per_s", "val/loss", "val/ppl", "val/masked_acc"):

@@ -9,16 +9,26 @@ from ssl_bench.optim import build_optimizer, build_scheduler, scaled_lr, split_d
 
 
 def _cfg(**kw):
-    base = dict(name="sgd", weight_decay=0.1, momentum=0.9, betas=[0.9, 0.999], eps=1e-8, trust_coeff=1e-3,
-                scheduler="cosine", warmup_epochs=0, min_lr_ratio=0.0, exclude_bias_norm=True)
+    base = dict(
+        name="sgd",
+        weight_decay=0.1,
+        momentum=0.9,
+        betas=[0.9, 0.999],
+        eps=1e-8,
+        trust_coeff=1e-3,
+        scheduler="cosine",
+        warmup_epochs=0,
+        min_lr_ratio=0.0,
+        exclude_bias_norm=True,
+    )
     base.update(kw)
     return SimpleNamespace(**base)
 
 
 def test_lr_scaling_counts_devices_nodes_and_accumulation():
     assert scaled_lr(0.03, 512) == pytest.approx(0.06)
-    assert scaled_lr(0.03, 128, world_size=4, accumulate=2) == pytest.approx(0.12)    # global 1024
-    assert scaled_lr(0.3, 64, world_size=4, rule="sqrt") == pytest.approx(0.3)        # sqrt(256/256)
+    assert scaled_lr(0.03, 128, world_size=4, accumulate=2) == pytest.approx(0.12)  # global 1024
+    assert scaled_lr(0.3, 64, world_size=4, rule="sqrt") == pytest.approx(0.3)  # sqrt(256/256)
     assert scaled_lr(0.3, 1024, rule="sqrt") == pytest.approx(0.6)
     assert scaled_lr(0.1, 4096, rule="none") == 0.1
     with pytest.raises(ValueError):
@@ -39,8 +49,11 @@ def test_lars_excluded_group_is_plain_sgd_and_weights_are_adapted():
     w = nn.Parameter(torch.randn(8, 8))
     b = nn.Parameter(torch.randn(8))
     w_ref, b_ref = w.detach().clone(), b.detach().clone()
-    opt = build_optimizer([{"params": [w]}, {"params": [b], "weight_decay": 0.0}],
-                          _cfg(name="lars", weight_decay=1e-2, momentum=0.0), lr=0.5)
+    opt = build_optimizer(
+        [{"params": [w]}, {"params": [b], "weight_decay": 0.0}],
+        _cfg(name="lars", weight_decay=1e-2, momentum=0.0),
+        lr=0.5,
+    )
     gw, gb = torch.randn(8, 8), torch.randn(8)
     w.grad, b.grad = gw.clone(), gb.clone()
     opt.step()

@@ -33,10 +33,11 @@ def runs(tmp_path_factory):
         out = tmp_path_factory.mktemp("resumed")
         mp.setattr(SimCLR, "on_train_epoch_start", preempt_at_epoch_2, raising=False)
         with pytest.raises(Preempted):
-            run(make_cfg(*EPOCHS, "resume=auto"), out, [], "resumed")   # no checkpoint yet: a fresh start
+            run(make_cfg(*EPOCHS, "resume=auto"), out, [], "resumed")  # no checkpoint yet: a fresh start
         interrupted = json.loads((out / "record.json").read_text())
-        interrupted["_ckpt_epoch"] = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu",
-                                                weights_only=False)["epoch"]
+        interrupted["_ckpt_epoch"] = torch.load(
+            out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+        )["epoch"]
         mp.undo()
         resumed = run(make_cfg(*EPOCHS, "resume=auto"), out, ["resume=auto"], "resumed")
         yield full, interrupted, resumed, out
@@ -51,8 +52,7 @@ def test_interrupted_run_left_a_checkpoint_after_epoch_2(runs):
     assert interrupted["status"] == "failed" and interrupted["resumed_from"] is None
     assert interrupted["checkpoint"]["epoch"] == 1 and interrupted["checkpoint"]["path"] == "checkpoints/last.ckpt"
     assert [e["epoch"] for e in interrupted["epochs"]] == [0, 1]
-    assert interrupted["_ckpt_epoch"] == 1          # the end of the second epoch (0-based)
-
+    assert interrupted["_ckpt_epoch"] == 1  # the end of the second epoch (0-based)
 
 
 def test_resumed_run_ends_where_the_uninterrupted_run_ends(runs):
@@ -74,7 +74,7 @@ def test_resumed_record_continues_the_interrupted_one(runs):
     ckpt = out / "checkpoints" / "last.ckpt"
     assert resumed["resumed_from"] == str(ckpt)
     assert resumed["started_at"] == interrupted["started_at"]
-    assert resumed["init"] == interrupted["init"] and resumed["init"]      # not evaluated again
+    assert resumed["init"] == interrupted["init"] and resumed["init"]  # not evaluated again
     assert resumed["epochs"][:2] == interrupted["epochs"] and resumed["wandb"] is None
     assert resumed["error"] is None and resumed["checkpoint"]["path"] == "checkpoints/last.ckpt"
     assert resumed["checkpoint"]["epoch"] == 3 and resumed["run_id"] == interrupted["run_id"]
@@ -97,8 +97,14 @@ def test_resume_continues_the_same_wandb_run(tmp_path, monkeypatch):
         if self.current_epoch == 1:
             raise Preempted("job preempted")
 
-    overrides = ["logger=wandb", "trainer.max_epochs=2", "trainer.checkpoint=true", "eval.initial=false",
-                 "eval.final=false", "resume=auto"]
+    overrides = [
+        "logger=wandb",
+        "trainer.max_epochs=2",
+        "trainer.checkpoint=true",
+        "eval.initial=false",
+        "eval.final=false",
+        "resume=auto",
+    ]
     out = tmp_path / "run"
     with monkeypatch.context() as m:
         m.setattr(SimCLR, "on_train_epoch_start", preempt_at_epoch_1, raising=False)

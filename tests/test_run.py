@@ -23,8 +23,9 @@ def wandb_run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     isolate_wandb(mp, tmp_path_factory.mktemp("home"))
     out = tmp_path_factory.mktemp("run")
-    cfg = make_cfg("logger=wandb", "trainer.max_epochs=2", "trainer.checkpoint=true", "logger.tags=[unit]",
-                   "logger.group=g1")
+    cfg = make_cfg(
+        "logger=wandb", "trainer.max_epochs=2", "trainer.checkpoint=true", "logger.tags=[unit]", "logger.group=g1"
+    )
     record = run(cfg, out, ["logger=wandb", "trainer.max_epochs=2"], "unit-run")
     yield record, out
     mp.undo()
@@ -87,7 +88,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 
     def nan_after_first_epoch(self, views):
         out = original(self, views)
-        if self.global_step >= 6:          # 4 steps per epoch: epoch 1, third step
+        if self.global_step >= 6:  # 4 steps per epoch: epoch 1, third step
             out.loss = out.loss * float("nan")
         return out
 

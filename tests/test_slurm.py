@@ -16,21 +16,40 @@ from tests.conftest import TINY
 from tests.slurm_cluster import slurm_cluster  # noqa: F401  (the session fixture)
 
 # Small jobs for a small machine: the cluster's node has only the cores of this one.
-JOB = ["hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-       "hydra.launcher.gpus_per_node=0", "trainer.num_threads=1",
-       "hydra.sweep.subdir=${hydra.job.num}"]   # the TINY overrides make too long a folder name
+JOB = [
+    "hydra.launcher.timeout_min=5",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.gpus_per_node=0",
+    "trainer.num_threads=1",
+    "hydra.sweep.subdir=${hydra.job.num}",
+]  # the TINY overrides make too long a folder name
 
 
 def _submit(sweep: Path, *overrides: str) -> list[str]:
     """The command line that submits a tiny sweep to SLURM and waits for it."""
-    return [sys.executable, "-m", "ssl_bench.app", "-m", "hydra/launcher=slurm", *TINY, *JOB,
-            f"hydra.sweep.dir={sweep}", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "ssl_bench.app",
+        "-m",
+        "hydra/launcher=slurm",
+        *TINY,
+        *JOB,
+        f"hydra.sweep.dir={sweep}",
+        *overrides,
+    ]
 
 
 def _sacct(job_id: str) -> list[tuple[str, str]]:
     """(job id, state) of every run of the job or of its array tasks, requeued ones included."""
-    out = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "JobID,State", "-j", job_id],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-D", "-P", "-o", "JobID,State", "-j", job_id],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     return [tuple(line.split("|", 1)) for line in out.splitlines() if line]
 
 
@@ -53,14 +72,15 @@ def sweep(tmp_path):
     path = tmp_path / "sweep"
     yield path
     job_ids = {folder.name.split("_")[0] for folder in _job_folders(path)}
-    if job_ids:      # finished jobs make scancel complain, harmlessly
+    if job_ids:  # finished jobs make scancel complain, harmlessly
         subprocess.run(["scancel", *sorted(job_ids)], capture_output=True, timeout=30)
 
 
 def test_slurm_launcher_builds_on_submitit_and_sets_the_resources():
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.signal_delay_s=300"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "config", overrides=["hydra/launcher=slurm", "hydra.launcher.signal_delay_s=300"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.timeout_min, launcher.nodes, launcher.tasks_per_node) == (240, 1, 1)
@@ -76,8 +96,13 @@ def test_slurm_launcher_builds_on_submitit_and_sets_the_resources():
 @pytest.mark.slurm
 def test_sweep_runs_as_a_slurm_job_array(slurm_cluster, sweep, tmp_path):  # noqa: F811
     # a one-epoch tiny run is far from trained: no collapse verdict, the status is about the job
-    proc = subprocess.run(_submit(sweep, "seed=0,1", "eval.collapse_threshold=0"), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        _submit(sweep, "seed=0,1", "eval.collapse_threshold=0"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Submitit 'slurm' sweep output dir" in proc.stderr + proc.stdout
 
@@ -93,11 +118,14 @@ def test_sweep_runs_as_a_slurm_job_array(slurm_cluster, sweep, tmp_path):  # noq
     for job_id in job_ids:
         log = (sweep / ".submitit" / job_id / f"{job_id}_0_log.out").read_text()
         assert f"JobEnvironment(job_id={job_id}," in log and "Job completed successfully" in log
-        assert "SLURM auto-requeueing enabled" in log      # Lightning found the SLURM environment
+        assert "SLURM auto-requeueing enabled" in log  # Lightning found the SLURM environment
     script = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
     assert "#SBATCH --signal=USR1@120" in script and "#SBATCH --array=0-1%2" in script
-    _wait_for(lambda: dict(_sacct(array_id)) == {job_id: "COMPLETED" for job_id in job_ids},
-              "sacct to list both tasks as completed", 30)
+    _wait_for(
+        lambda: dict(_sacct(array_id)) == {job_id: "COMPLETED" for job_id in job_ids},
+        "sacct to list both tasks as completed",
+        30,
+    )
 
 
 @pytest.mark.slurm
@@ -106,19 +134,34 @@ def test_job_signalled_before_its_time_limit_is_requeued_and_resumes(slurm_clust
     the attempt with SIGTERM (recorded as interrupted), the same job runs again and continues from
     last.ckpt with the same record and run id."""
     epochs = 40
-    cmd = _submit(sweep, "seed=0", "resume=auto", "trainer.checkpoint=true", f"trainer.max_epochs={epochs}",
-                  "eval.every_n_epochs=5", "eval.initial=false", "eval.collapse_threshold=0")
+    cmd = _submit(
+        sweep,
+        "seed=0",
+        "resume=auto",
+        "trainer.checkpoint=true",
+        f"trainer.max_epochs={epochs}",
+        "eval.every_n_epochs=5",
+        "eval.initial=false",
+        "eval.collapse_threshold=0",
+    )
     with open(tmp_path / "submitter.log", "w+") as out:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
         try:
             run_dir = sweep / "0"
             _wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").is_file(), "the first epoch", 90)
-            job_id = _job_folders(sweep)[0].name          # a sweep of one is a single job, no array
+            job_id = _job_folders(sweep)[0].name  # a sweep of one is a single job, no array
             subprocess.run(["scancel", "--signal=USR1", job_id], check=True, timeout=30)
             # SLURM holds a requeued job for two minutes (reason BeginTime); let it start at once
-            _wait_for(lambda: "PENDING" in subprocess.run(["squeue", "-h", "-o", "%T", "-j", job_id],
-                                                          capture_output=True, text=True, timeout=30).stdout,
-                      "the job to be requeued", 30)
+            _wait_for(
+                lambda: (
+                    "PENDING"
+                    in subprocess.run(
+                        ["squeue", "-h", "-o", "%T", "-j", job_id], capture_output=True, text=True, timeout=30
+                    ).stdout
+                ),
+                "the job to be requeued",
+                30,
+            )
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
             assert proc.wait(timeout=120) == 0
         finally:
@@ -133,12 +176,15 @@ def test_job_signalled_before_its_time_limit_is_requeued_and_resumes(slurm_clust
     assert record["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
     assert [e["epoch"] for e in record["epochs"]] == list(range(epochs))
     assert [a["status"] for a in record["attempts"]] == ["interrupted"] and record["attempt"] == 2
-    assert not list(run_dir.glob("hpc_ckpt_*.ckpt"))       # no mid-epoch save: last.ckpt is what resumes
+    assert not list(run_dir.glob("hpc_ckpt_*.ckpt"))  # no mid-epoch save: last.ckpt is what resumes
     log = (sweep / ".submitit" / job_id / f"{job_id}_0_log.out").read_text()
     assert f"requeued SLURM job {job_id}" in log and "resuming from" in log
-    assert log.count(f"JobEnvironment(job_id={job_id},") == 2   # the same job, started twice
-    _wait_for(lambda: [state for _, state in _sacct(job_id)] == ["REQUEUED", "COMPLETED"],
-              "sacct to list the requeued run and the completed one", 30)
+    assert log.count(f"JobEnvironment(job_id={job_id},") == 2  # the same job, started twice
+    _wait_for(
+        lambda: [state for _, state in _sacct(job_id)] == ["REQUEUED", "COMPLETED"],
+        "sacct to list the requeued run and the completed one",
+        30,
+    )
 
 
 @pytest.mark.slurm
@@ -147,10 +193,22 @@ def test_a_two_task_job_trains_as_ddp_and_a_requeue_continues_it(slurm_cluster, 
     environment); SIGUSR1 requeues it and the requeued 2-rank job continues the same record and
     W&B run."""
     epochs = 30
-    cmd = _submit(sweep, "seed=0", "hydra.launcher.tasks_per_node=2", "trainer.devices=2", "trainer.strategy=ddp",
-                  "data.batch_size=32", "resume=auto", "trainer.checkpoint=true", f"trainer.max_epochs={epochs}",
-                  "eval.every_n_epochs=10", "eval.initial=false", "eval.collapse_threshold=0", "logger=wandb",
-                  "logger.mode=offline")
+    cmd = _submit(
+        sweep,
+        "seed=0",
+        "hydra.launcher.tasks_per_node=2",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "data.batch_size=32",
+        "resume=auto",
+        "trainer.checkpoint=true",
+        f"trainer.max_epochs={epochs}",
+        "eval.every_n_epochs=10",
+        "eval.initial=false",
+        "eval.collapse_threshold=0",
+        "logger=wandb",
+        "logger.mode=offline",
+    )
     with open(tmp_path / "submitter.log", "w+") as out:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -159,9 +217,16 @@ def test_a_two_task_job_trains_as_ddp_and_a_requeue_continues_it(slurm_cluster, 
             first = json.loads((run_dir / "record.json").read_text())
             job_id = _job_folders(sweep)[0].name
             subprocess.run(["scancel", "--signal=USR1", job_id], check=True, timeout=30)
-            _wait_for(lambda: "PENDING" in subprocess.run(["squeue", "-h", "-o", "%T", "-j", job_id],
-                                                          capture_output=True, text=True, timeout=30).stdout,
-                      "the job to be requeued", 60)
+            _wait_for(
+                lambda: (
+                    "PENDING"
+                    in subprocess.run(
+                        ["squeue", "-h", "-o", "%T", "-j", job_id], capture_output=True, text=True, timeout=30
+                    ).stdout
+                ),
+                "the job to be requeued",
+                60,
+            )
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
             assert proc.wait(timeout=240) == 0
         finally:

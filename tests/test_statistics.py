@@ -22,7 +22,7 @@ def test_t_quantiles_match_the_tables():
     assert t_quantile(0.975, 2) == pytest.approx(4.302653, abs=1e-6)
     assert t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-6)
     assert t_quantile(0.95, 10) == pytest.approx(1.812461, abs=1e-6)
-    assert t_quantile(0.975, math.inf) == pytest.approx(1.959964, abs=1e-6)      # the normal
+    assert t_quantile(0.975, math.inf) == pytest.approx(1.959964, abs=1e-6)  # the normal
 
 
 def test_summary_mean_std_se_and_student_t_ci():
@@ -31,7 +31,7 @@ def test_summary_mean_std_se_and_student_t_ci():
     assert s.se == pytest.approx(1 / math.sqrt(3))
     assert s.df == 2
     lo, hi = s.ci()
-    assert lo == pytest.approx(2 - 4.302653 / math.sqrt(3), abs=1e-6)     # 2 -+ 2.484138
+    assert lo == pytest.approx(2 - 4.302653 / math.sqrt(3), abs=1e-6)  # 2 -+ 2.484138
     assert hi == pytest.approx(4.484138, abs=1e-6)
     one = summarize([5.0])
     assert one.n == 1 and one.mean == 5.0 and one.std is None and one.ci() is None and one.se is None
@@ -40,7 +40,7 @@ def test_summary_mean_std_se_and_student_t_ci():
 
 def test_binomial_term_adds_to_the_variance_with_infinite_df():
     # accuracies 48, 50, 52 % on 1,000 test images: s^2/n = 4/3, binomial 0.5 * 0.5 / 1000 = 2.5e-4 = 2.5 %^2
-    known = binomial_variance(0.50, 1000) * 100 ** 2
+    known = binomial_variance(0.50, 1000) * 100**2
     assert known == pytest.approx(2.5)
     s = summarize([48.0, 50.0, 52.0], known_var=known)
     assert s.var_mean == pytest.approx(4 / 3 + 2.5)
@@ -86,9 +86,9 @@ def test_tost_p_value_by_hand():
 
     est = Estimate(1.0, 0.5, 10.0)
     assert est.p_greater(-2) == pytest.approx(6.6054e-5, rel=1e-3)
-    assert est.p_less(2) == pytest.approx(0.036694, abs=1e-6)          # t table: P(T_10 > 2) = 0.0367
-    assert est.tost(2) == pytest.approx(0.036694, abs=1e-6)            # the larger of the two
-    assert Estimate(1.0, 0.5, 10.0).tost(1.5) > 0.05                   # 1 +- 0.9 (90% CI) crosses 1.5
+    assert est.p_less(2) == pytest.approx(0.036694, abs=1e-6)  # t table: P(T_10 > 2) = 0.0367
+    assert est.tost(2) == pytest.approx(0.036694, abs=1e-6)  # the larger of the two
+    assert Estimate(1.0, 0.5, 10.0).tost(1.5) > 0.05  # 1 +- 0.9 (90% CI) crosses 1.5
 
 
 def test_needs_two_seeds_per_cell():
@@ -106,5 +106,5 @@ def test_zero_standard_error_decides_by_the_sign():
 def test_holm_step_down():
     assert holm([0.01, 0.04]) == pytest.approx([0.02, 0.04])
     assert holm([0.03, 0.01]) == pytest.approx([0.03, 0.02])
-    assert holm([0.04, 0.03]) == pytest.approx([0.06, 0.06])            # monotone: max(2 * 0.03, 0.04)
+    assert holm([0.04, 0.03]) == pytest.approx([0.06, 0.06])  # monotone: max(2 * 0.03, 0.04)
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])

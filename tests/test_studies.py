@@ -22,7 +22,7 @@ from ssl_bench.data.shapes import SHAPE_CLASSES, _fourier_outline, _palette_colo
 CONF = Path(config_dir())
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 QUICK = [e for e in EXPERIMENTS if not e.endswith("_full")]
-SECOND_SEEDS = set(range(10, 15))      # the disjoint seed set the quick studies are re-run with (README)
+SECOND_SEEDS = set(range(10, 15))  # the disjoint seed set the quick studies are re-run with (README)
 
 
 @cache
@@ -34,8 +34,9 @@ def grid(experiment: str) -> tuple[tuple[dict, ...], dict]:
         extra = ["data.paths=[corpus.txt]"] if base.data.name == "text_files" else []
         jobs = []
         for combo in itertools.product(*params.values()):
-            cfg = compose("config", overrides=[f"experiment={experiment}", *extra,
-                                               *(f"{k}={v}" for k, v in zip(params, combo))])
+            cfg = compose(
+                "config", overrides=[f"experiment={experiment}", *extra, *(f"{k}={v}" for k, v in zip(params, combo))]
+            )
             validate(cfg)
             jobs.append(OmegaConf.to_container(cfg, resolve=True))
     return tuple(jobs), OmegaConf.to_container(base.study)
@@ -80,8 +81,8 @@ def test_quick_studies_have_three_seeds_per_cell_and_a_large_test_split(experime
         cells.setdefault(tuple(str(value(job, k)) for k in keys), set()).add(job["seed"])
     assert all(len(seeds) >= 3 for seeds in cells.values()), cells
     seeds = set().union(*cells.values())
-    assert not seeds & SECOND_SEEDS                  # the re-run with seed=10,11,12 is a disjoint set
-    if jobs[0]["data"]["name"] == "shapes":          # binomial error of the test split: <= 0.71 points
+    assert not seeds & SECOND_SEEDS  # the re-run with seed=10,11,12 is a disjoint set
+    if jobs[0]["data"]["name"] == "shapes":  # binomial error of the test split: <= 0.71 points
         assert all(j["data"]["test_size"] >= 5000 for j in jobs)
 
 
@@ -97,8 +98,12 @@ def _named_values(rule: dict) -> list[tuple[str, object]]:
     for side in ("a", "b", "where"):
         out += [(k, v) for k, v in (rule.get(side) or {}).items() if k != "study.variant"]
     if "axis" in rule and "base" in rule:
-        out += [(rule["axis"], rule["base"]), (rule["axis"], rule["ablated"]),
-                (rule["compare"], rule["more"]), (rule["compare"], rule["less"])]
+        out += [
+            (rule["axis"], rule["base"]),
+            (rule["axis"], rule["ablated"]),
+            (rule["compare"], rule["more"]),
+            (rule["compare"], rule["less"]),
+        ]
     return out
 
 
@@ -136,8 +141,9 @@ def test_byol_tau_quick_grid_follows_the_target_horizon():
     """The paper's 0.999 averages over ~1% of its ~94k updates; the quick grid has a value at ~1% of its run."""
     jobs, _ = grid("byol_tau")
     steps = optimizer_steps(jobs[0])
-    horizons = {j["method"]["tau_base"]: 1 / (1 - j["method"]["tau_base"]) / steps
-                for j in jobs if j["method"]["tau_base"] < 1}
+    horizons = {
+        j["method"]["tau_base"]: 1 / (1 - j["method"]["tau_base"]) / steps for j in jobs if j["method"]["tau_base"] < 1
+    }
     assert any(0.005 <= h <= 0.02 for h in horizons.values()), horizons
     assert 2500 <= steps <= 4000
 
@@ -156,8 +162,10 @@ def test_roberta_base_batch_sizes_use_table_3_learning_rates():
     jobs, _ = grid("mlm_batch_size_full")
     lr = {j["data"]["batch_size"] * j["trainer"]["accumulate_grad_batches"]: j["optim"]["base_lr"] for j in jobs}
     assert lr == {256: 1e-4, 2048: 7e-4, 8192: 1e-3}
-    assert all(j["optim"]["lr_scaling"] == "none" and j["data"]["max_length"] == 512
-               and j["method"]["hidden_size"] == 768 for j in jobs)
+    assert all(
+        j["optim"]["lr_scaling"] == "none" and j["data"]["max_length"] == 512 and j["method"]["hidden_size"] == 768
+        for j in jobs
+    )
     masking, _ = grid("mlm_masking_full")
     assert all(j["optim"]["base_lr"] == 1e-4 and j["data"]["max_length"] == 512 for j in masking)
 
@@ -176,14 +184,29 @@ def test_simsiam_warms_up_from_batch_1024():
 
 def test_cifar_recipes_follow_their_sources():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        simclr, byol, simsiam = (compose("config", overrides=[f"recipe=cifar10_{m}"])
-                                 for m in ("simclr", "byol", "simsiam"))
-    assert (simclr.augment.crop_min_scale, byol.augment.crop_min_scale,
-            simsiam.augment.crop_min_scale) == (0.08, 0.08, 0.2)
-    assert (simclr.optim.name, simclr.optim.base_lr, simclr.optim.weight_decay, simclr.method.temperature,
-            simclr.augment.color_strength, simclr.trainer.max_epochs) == ("lars", 1.0, 1e-4, 0.5, 0.5, 1000)
-    assert (byol.optim.base_lr, byol.optim.trust_coeff, byol.optim.weight_decay, byol.method.tau_base,
-            byol.data.batch_size) == (1.0, 0.02, 1e-5, 0.99, 256)
+        simclr, byol, simsiam = (
+            compose("config", overrides=[f"recipe=cifar10_{m}"]) for m in ("simclr", "byol", "simsiam")
+        )
+    assert (simclr.augment.crop_min_scale, byol.augment.crop_min_scale, simsiam.augment.crop_min_scale) == (
+        0.08,
+        0.08,
+        0.2,
+    )
+    assert (
+        simclr.optim.name,
+        simclr.optim.base_lr,
+        simclr.optim.weight_decay,
+        simclr.method.temperature,
+        simclr.augment.color_strength,
+        simclr.trainer.max_epochs,
+    ) == ("lars", 1.0, 1e-4, 0.5, 0.5, 1000)
+    assert (
+        byol.optim.base_lr,
+        byol.optim.trust_coeff,
+        byol.optim.weight_decay,
+        byol.method.tau_base,
+        byol.data.batch_size,
+    ) == (1.0, 0.02, 1e-5, 0.99, 256)
 
 
 @pytest.mark.parametrize("experiment", ["aug_removal", "aug_removal_full"])
@@ -209,8 +232,8 @@ def test_many_class_shapes_add_fixed_generated_outlines():
     assert names[:10] == SHAPE_CLASSES and names[10] == "outline10" and len(set(names)) == 100
     u, v = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="xy")
     masks = [_fourier_outline(c)(u, v) for c in (10, 11, 10)]
-    assert torch.equal(masks[0], masks[2]) and not torch.equal(masks[0], masks[1])   # one fixed outline per class
-    assert 0.2 < masks[0].float().mean() < 0.75 and not masks[0][0, 0]               # inside the unit disc
+    assert torch.equal(masks[0], masks[2]) and not torch.equal(masks[0], masks[1])  # one fixed outline per class
+    assert 0.2 < masks[0].float().mean() < 0.75 and not masks[0][0, 0]  # inside the unit disc
     assert shape_classes(4) == SHAPE_CLASSES[:4]
     with pytest.raises(ValueError, match="num_classes=1 is out of range"):
         shape_classes(1)
@@ -224,7 +247,7 @@ def test_palette_colours_come_from_k_fixed_colours_with_the_luminance_gap():
     luma = torch.tensor([0.299, 0.587, 0.114])
     assert ((bg @ luma) - (obj @ luma)).abs().min() >= 0.4 - 1e-4
     pairs = torch.unique(torch.cat([bg, obj], 1), dim=0)
-    assert 4 <= len(pairs) <= 30                         # many images share each colour pair
+    assert 4 <= len(pairs) <= 30  # many images share each colour pair
     free, _ = generate_shapes(64, seed=0)
     fixed, _ = generate_shapes(64, seed=0, palette=6)
     assert not torch.equal(free, fixed)
@@ -234,14 +257,17 @@ def test_palette_colours_come_from_k_fixed_colours_with_the_luminance_gap():
 
 def test_shapes_variants_in_the_config_and_the_datamodule():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["data=shapes100", "data.train_size=200", "data.val_size=100",
-                                           "data.test_size=100"])
+        cfg = compose(
+            "config", overrides=["data=shapes100", "data.train_size=200", "data.val_size=100", "data.test_size=100"]
+        )
         validate(cfg)
         assert cfg.data.num_classes == 100
         dm = build_datamodule(cfg.data)
         assert dm.num_classes == 100 and dm.classes[-1] == "outline99"
-        for bad, needle in (("data.palette=1", "data.palette=1 is not allowed"),
-                            ("data.num_classes=1", "data.num_classes=1 is out of range")):
+        for bad, needle in (
+            ("data.palette=1", "data.palette=1 is not allowed"),
+            ("data.num_classes=1", "data.num_classes=1 is out of range"),
+        ):
             with pytest.raises(ConfigError, match=needle):
                 validate(compose("config", overrides=[bad]))
 
@@ -253,7 +279,9 @@ def test_lookup_pairs_a_value_with_a_swept_key():
     with pytest.raises(ValueError, match=r"no entry for 512; entries: 256, 2048"):
         _lookup(512, table)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=mlm_batch_size_full", "data.paths=[c.txt]",
-                                           "trainer.accumulate_grad_batches=3"])
+        cfg = compose(
+            "config",
+            overrides=["experiment=mlm_batch_size_full", "data.paths=[c.txt]", "trainer.accumulate_grad_batches=3"],
+        )
     with pytest.raises(ConfigError, match="no entry for 3"):
         validate(cfg)

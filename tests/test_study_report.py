@@ -19,38 +19,77 @@ from ssl_bench.report.values import normalize, same
 from tests.conftest import isolate_wandb, wandb_leet
 
 STUDY = {
-    "name": "toy_stopgrad", "variant": "quick", "title": "SimSiam Fig. 2: stop-gradient",
-    "rows": ["method.stop_grad"], "columns": [], "metric": "knn_acc", "metric_label": "kNN top-1 (%)",
+    "name": "toy_stopgrad",
+    "variant": "quick",
+    "title": "SimSiam Fig. 2: stop-gradient",
+    "rows": ["method.stop_grad"],
+    "columns": [],
+    "metric": "knn_acc",
+    "metric_label": "kNN top-1 (%)",
     "rules": [
-        {"kind": "status", "where": {"method.stop_grad": False}, "is": "collapsed",
-         "text": "without stop-gradient SimSiam collapses"},
-        {"kind": "status", "where": {"method.stop_grad": True}, "is_not": "collapsed",
-         "text": "with stop-gradient it does not"},
-        {"kind": "less", "a": {"method.stop_grad": "false"}, "b": {"method.stop_grad": "true"}, "margin": 2,
-         "text": "without stop-gradient kNN is far below"},
+        {
+            "kind": "status",
+            "where": {"method.stop_grad": False},
+            "is": "collapsed",
+            "text": "without stop-gradient SimSiam collapses",
+        },
+        {
+            "kind": "status",
+            "where": {"method.stop_grad": True},
+            "is_not": "collapsed",
+            "text": "with stop-gradient it does not",
+        },
+        {
+            "kind": "less",
+            "a": {"method.stop_grad": "false"},
+            "b": {"method.stop_grad": "true"},
+            "margin": 2,
+            "text": "without stop-gradient kNN is far below",
+        },
     ],
 }
 
 
-def _record(study: dict, status: str = "finished", knn: float | None = 0.5, seed: int = 0, logger: str = "csv",
-            test_size: int | None = None, **config) -> dict:
+def _record(
+    study: dict,
+    status: str = "finished",
+    knn: float | None = 0.5,
+    seed: int = 0,
+    logger: str = "csv",
+    test_size: int | None = None,
+    **config,
+) -> dict:
     """A record as the training app writes it, reduced to what reports read."""
-    cfg: dict = {"seed": seed, "study": study, "logger": {"name": logger, "project": "ssl-bench-test", "group": "sw1",
-                                                          "entity": None}}
+    cfg: dict = {
+        "seed": seed,
+        "study": study,
+        "logger": {"name": logger, "project": "ssl-bench-test", "group": "sw1", "entity": None},
+    }
     if test_size:
         cfg["data"] = {"name": "shapes", "test_size": test_size}
-    for dotted, value in config.items():     # method__stop_grad=False -> cfg["method"]["stop_grad"]
+    for dotted, value in config.items():  # method__stop_grad=False -> cfg["method"]["stop_grad"]
         node = cfg
         *parents, leaf = dotted.split("__")
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
     failed = status in ("failed", "diverged")
-    return {"schema_version": 1, "name": "job", "method": cfg.get("method", {}).get("name", "simsiam"),
-            "status": status, "seed": seed, "overrides": [], "config": cfg, "epochs": [], "init": {}, "best": {},
-            "final": {} if failed or knn is None else {"knn_acc": knn, "linear_acc": knn + 0.1, "z_std_ratio": 0.9},
-            "timings": {}, "wandb": None,
-            "error": {"type": "RuntimeError", "message": "CUDA out of memory"} if status == "failed" else None}
+    return {
+        "schema_version": 1,
+        "name": "job",
+        "method": cfg.get("method", {}).get("name", "simsiam"),
+        "status": status,
+        "seed": seed,
+        "overrides": [],
+        "config": cfg,
+        "epochs": [],
+        "init": {},
+        "best": {},
+        "final": {} if failed or knn is None else {"knn_acc": knn, "linear_acc": knn + 0.1, "z_std_ratio": 0.9},
+        "timings": {},
+        "wandb": None,
+        "error": {"type": "RuntimeError", "message": "CUDA out of memory"} if status == "failed" else None,
+    }
 
 
 def _write(root: Path, name: str, record: dict | str) -> None:
@@ -64,16 +103,22 @@ def sweep(tmp_path):
     and one that failed. The embedded data's 1,000 test images give the binomial term."""
     root = tmp_path / "sweep"
     for seed, knn in enumerate((0.146, 0.152, 0.149)):
-        _write(root, f"sg=false_seed={seed}", _record(STUDY, "collapsed", knn, seed, test_size=1000,
-                                                      method__stop_grad=False))
+        _write(
+            root,
+            f"sg=false_seed={seed}",
+            _record(STUDY, "collapsed", knn, seed, test_size=1000, method__stop_grad=False),
+        )
     for seed, knn in enumerate((0.48, 0.50, 0.49)):
-        _write(root, f"sg=true_seed={seed}", _record(STUDY, "finished", knn, seed, test_size=1000,
-                                                     method__stop_grad=True))
+        _write(
+            root, f"sg=true_seed={seed}", _record(STUDY, "finished", knn, seed, test_size=1000, method__stop_grad=True)
+        )
     _write(root, "sg=true_seed=3", _record(STUDY, "failed", None, 3, test_size=1000, method__stop_grad=True))
     ref = tmp_path / "reference.csv"
-    ref.write_text("method.stop_grad,value,metric,source\n"
-                   "true,67.7,ImageNet linear top-1 (%),SimSiam (Chen & He 2021) Fig. 2\n"
-                   "false,0.1,ImageNet linear top-1 (%),SimSiam (Chen & He 2021) Fig. 2\n")
+    ref.write_text(
+        "method.stop_grad,value,metric,source\n"
+        "true,67.7,ImageNet linear top-1 (%),SimSiam (Chen & He 2021) Fig. 2\n"
+        "false,0.1,ImageNet linear top-1 (%),SimSiam (Chen & He 2021) Fig. 2\n"
+    )
     return root, ref
 
 
@@ -84,9 +129,9 @@ def _half_width(values, n_eval):
     n = len(values)
     m = sum(values) / n
     s2 = sum((v - m) ** 2 for v in values) / (n - 1)
-    binom = (m / 100) * (1 - m / 100) / n_eval * 100 ** 2
+    binom = (m / 100) * (1 - m / 100) / n_eval * 100**2
     var = s2 / n + binom
-    df = var ** 2 / ((s2 / n) ** 2 / (n - 1))
+    df = var**2 / ((s2 / n) ** 2 / (n - 1))
     return stats.t.ppf(0.975, df) * math.sqrt(var)
 
 
@@ -99,14 +144,14 @@ def test_type_tolerant_equality():
 def test_cells_mean_ci_with_the_binomial_term_status_counts_and_reference(sweep):
     root, ref = sweep
     report = load_study(root, reference=ref)
-    assert report is not None and [r[0] for r in report.rows] == [False, True]   # numeric order
+    assert report is not None and [r[0] for r in report.rows] == [False, True]  # numeric order
     off, on = (report.cell(r, ()) for r in report.rows)
     assert off.mean == pytest.approx(14.9) and off.std == pytest.approx(0.3) and off.n == 3
-    assert off.summary.known_var == pytest.approx(0.149 * 0.851 / 1000 * 1e4)     # 1.268 %^2
+    assert off.summary.known_var == pytest.approx(0.149 * 0.851 / 1000 * 1e4)  # 1.268 %^2
     half = _half_width([14.6, 15.2, 14.9], 1000)
     assert off.summary.half_width() == pytest.approx(half) and off.ours() == f"14.9 ± {half:.1f}"
     assert off.runs == "collapsed 3/3" and off.reference == 0.1
-    assert on.mean == pytest.approx(49.0) and on.n == 3              # the failed seed has no number
+    assert on.mean == pytest.approx(49.0) and on.n == 3  # the failed seed has no number
     assert on.runs == "finished 3/4, failed 1/4" and on.reference == 67.7
     assert off.source == "SimSiam (Chen & He 2021) Fig. 2"
     assert [j.run for j in report.problems] == ["sg=true_seed=3"]
@@ -122,7 +167,7 @@ def test_no_reference_leaves_the_paper_column_empty(sweep, monkeypatch):
     import ssl_bench.report.build as build
 
     root, _ = sweep
-    monkeypatch.setattr(build, "find_reference", lambda name: None)   # as for a study without one
+    monkeypatch.setattr(build, "find_reference", lambda name: None)  # as for a study without one
     report = load_study(root)
     assert report is not None and report.reference_path is None
     assert all(c.reference is None for c in report.cells.values())
@@ -150,15 +195,26 @@ def _predictor_records(seeds=(0,), fixed_lr_values=(True, False)):
     block["variant"] = "quick"
     out = []
     for seed in seeds:
-        for predictor, status, knn in (("mlp", "finished", None), ("none", "collapsed", 0.157),
-                                       ("frozen_random", "finished", 0.128)):
+        for predictor, status, knn in (
+            ("mlp", "finished", None),
+            ("none", "collapsed", 0.157),
+            ("frozen_random", "finished", 0.128),
+        ):
             for fixed in fixed_lr_values:
                 value = knn if knn is not None else (0.461 if fixed else 0.525) + 0.01 * seed
                 if knn is not None:
                     value += 0.002 * seed
-                rec = _record(block, status, value, seed, test_size=1000, method__name="simsiam",
-                              method__predictor=predictor, method__predictor_fixed_lr=fixed)
-                rec["epochs"] = [{"epoch": 0, "train/loss": -0.5 - value}]      # same run -> same losses
+                rec = _record(
+                    block,
+                    status,
+                    value,
+                    seed,
+                    test_size=1000,
+                    method__name="simsiam",
+                    method__predictor=predictor,
+                    method__predictor_fixed_lr=fixed,
+                )
+                rec["epochs"] = [{"epoch": 0, "train/loss": -0.5 - value}]  # same run -> same losses
                 out.append((rec, f"{predictor}-{fixed}-{seed}"))
     return out
 
@@ -169,11 +225,13 @@ def test_simsiam_predictor_is_evaluated_per_lr_policy_not_pooled():
     trained = report.verdicts[1]
     assert trained.text.startswith("with a trained predictor")
     assert [c.scope for c in trained.cells] == ["predictor_fixed_lr=false", "predictor_fixed_lr=true"]
-    assert [c.detail for c in trained.cells] == ["predictor=mlp: 52.5 (n=1), finished 1/1",
-                                                 "predictor=mlp: 46.1 (n=1), finished 1/1"]
+    assert [c.detail for c in trained.cells] == [
+        "predictor=mlp: 52.5 (n=1), finished 1/1",
+        "predictor=mlp: 46.1 (n=1), finished 1/1",
+    ]
     assert "2/2" not in json.dumps(verdicts_json(report)) and "49.3" not in to_markdown(report)
-    assert all(c.outcome == "inconclusive" for c in trained.cells)            # one seed each: too few
-    frozen = report.verdicts[2]                      # frozen_random vs mlp, paired per lr policy
+    assert all(c.outcome == "inconclusive" for c in trained.cells)  # one seed each: too few
+    frozen = report.verdicts[2]  # frozen_random vs mlp, paired per lr policy
     assert [c.scope for c in frozen.cells] == ["predictor_fixed_lr=false", "predictor_fixed_lr=true"]
     assert frozen.cells[1].groups[1]["label"] == "predictor=mlp" and frozen.cells[1].groups[1]["mean"] == 46.1
     assert all(c.reason == "needs >= 2 seeds per cell" for c in frozen.cells)
@@ -186,13 +244,16 @@ def test_simsiam_predictor_identical_runs_are_counted_once():
     none = report.verdicts[0]
     assert [c.scope for c in none.cells] == [
         "predictor_fixed_lr=false",
-        "predictor_fixed_lr=true (the same runs as predictor_fixed_lr=false: identical results)"]
+        "predictor_fixed_lr=true (the same runs as predictor_fixed_lr=false: identical results)",
+    ]
     assert all(g["n"] == 1 and g["jobs"] == 1 for c in none.cells for g in c.groups)
     assert report.cell(("none", True), ()).same_as == "predictor=none, predictor_fixed_lr=false"
     assert report.cell(("mlp", True), ()).same_as is None
     md = to_markdown(report)
-    assert "Same runs (identical results of the same seeds; counted once in every verdict): " \
-           "predictor=none, predictor_fixed_lr=true = predictor=none, predictor_fixed_lr=false" in md
+    assert (
+        "Same runs (identical results of the same seeds; counted once in every verdict): "
+        "predictor=none, predictor_fixed_lr=true = predictor=none, predictor_fixed_lr=false" in md
+    )
     # a table without the lr key: the none cell holds both policies' jobs, three seeds -> n = 3, not 6
     block = dict(_predictor_records()[0][0]["config"]["study"], rows=["method.predictor"])
     records = _predictor_records(seeds=(0, 1, 2))
@@ -203,17 +264,30 @@ def test_simsiam_predictor_identical_runs_are_counted_once():
     assert cell.runs == "collapsed 6/6" and cell.n == 3
     assert pooled.verdicts[0].outcome == "holds" and pooled.verdicts[0].groups[0]["n"] == 3
     assert pooled.verdicts[0].reason == "3/3 decided jobs: is collapsed"
-    assert pooled.cell(("mlp",), ()).n == 6            # different lr policies: different runs, pooled ...
+    assert pooled.cell(("mlp",), ()).n == 6  # different lr policies: different runs, pooled ...
     assert "Cells pool jobs that differ in method.predictor_fixed_lr (not a table key)." in to_markdown(pooled)
 
 
 # --- columns, files, figure, W&B -------------------------------------------------------------------
 AUG_STUDY = {
-    "name": "aug_ablation", "title": "BYOL Table 5: augmentations", "rows": ["augment.name"],
-    "columns": ["method.name"], "metric": "linear_acc", "metric_label": "linear top-1 (%)",
-    "rules": [{"kind": "larger_drop", "axis": "augment.name", "base": "full", "ablated": "no_color",
-               "compare": "method.name", "more": "simclr", "less": "byol",
-               "text": "removing colour hurts SimCLR more than BYOL"}],
+    "name": "aug_ablation",
+    "title": "BYOL Table 5: augmentations",
+    "rows": ["augment.name"],
+    "columns": ["method.name"],
+    "metric": "linear_acc",
+    "metric_label": "linear top-1 (%)",
+    "rules": [
+        {
+            "kind": "larger_drop",
+            "axis": "augment.name",
+            "base": "full",
+            "ablated": "no_color",
+            "compare": "method.name",
+            "more": "simclr",
+            "less": "byol",
+            "text": "removing colour hurts SimCLR more than BYOL",
+        }
+    ],
 }
 
 
@@ -222,18 +296,21 @@ def test_columns_split_the_table(tmp_path):
     for method, full, no_color in (("simclr", 0.60, 0.35), ("byol", 0.55, 0.50)):
         for aug, v in (("full", full), ("no_color", no_color)):
             for seed in (0, 1, 2):
-                rec = _record(AUG_STUDY, "finished", v - 0.1 + seed * 0.01, seed, method__name=method,
-                              augment__name=aug)
+                rec = _record(
+                    AUG_STUDY, "finished", v - 0.1 + seed * 0.01, seed, method__name=method, augment__name=aug
+                )
                 rec["init"] = {"linear_acc": 0.30 + 0.01 * seed}
                 records.append((rec, f"{method}-{aug}-{seed}"))
     ref = tmp_path / "ref.csv"
-    ref.write_text("name,method.name,value,metric,source\nfull,simclr,66.6,ImageNet linear,BYOL Table 5\n"
-                   "full,byol,72.5,ImageNet linear,BYOL Table 5\nno_color,byol,70.6,ImageNet linear,BYOL Table 5\n")
+    ref.write_text(
+        "name,method.name,value,metric,source\nfull,simclr,66.6,ImageNet linear,BYOL Table 5\n"
+        "full,byol,72.5,ImageNet linear,BYOL Table 5\nno_color,byol,70.6,ImageNet linear,BYOL Table 5\n"
+    )
     report = build_report(records, reference=ref)
     # text values keep the reference table's (the paper's) order
     assert [c[0] for c in report.columns] == ["simclr", "byol"]
     assert [r[0] for r in report.rows] == ["full", "no_color"]
-    assert report.cell(("full",), ("simclr",)).mean == pytest.approx(61.0)       # linear_acc + 0.1 in the record
+    assert report.cell(("full",), ("simclr",)).mean == pytest.approx(61.0)  # linear_acc + 0.1 in the record
     assert report.cell(("no_color",), ("byol",)).reference == 70.6
     assert report.cell(("no_color",), ("simclr",)).reference is None
     assert report.verdicts[0].outcome == "holds" and report.verdicts[0].difference["estimate"] == pytest.approx(20.0)
@@ -247,8 +324,14 @@ def test_columns_split_the_table(tmp_path):
 def test_cli_writes_every_file_and_exits_0_even_when_a_claim_fails(sweep, tmp_path, capsys):
     root, ref = sweep
     block = json.loads(json.dumps(STUDY))
-    block["rules"].append({"kind": "less", "a": {"method.stop_grad": True}, "b": {"method.stop_grad": False},
-                           "text": "a claim our numbers contradict"})
+    block["rules"].append(
+        {
+            "kind": "less",
+            "a": {"method.stop_grad": True},
+            "b": {"method.stop_grad": False},
+            "text": "a claim our numbers contradict",
+        }
+    )
     for rec_path in root.rglob("record.json"):
         rec = json.loads(rec_path.read_text())
         rec["config"]["study"] = block
@@ -269,7 +352,9 @@ def test_cli_writes_every_file_and_exits_0_even_when_a_claim_fails(sweep, tmp_pa
     assert "binomial error p(1-p)/N_eval (N_eval = 1,000 images" in md
     rows = list(csv.DictReader(io.StringIO((report / "table.csv").read_text())))
     assert [(r["method.stop_grad"], r["mean"], r["n"], r["n_eval"], r["failed"], r["reference"]) for r in rows] == [
-        ("false", "14.9", "3", "1000", "0", "0.1"), ("true", "49.0", "3", "1000", "1", "67.7")]
+        ("false", "14.9", "3", "1000", "0", "0.1"),
+        ("true", "49.0", "3", "1000", "1", "67.7"),
+    ]
     assert float(rows[0]["ci_low"]) == pytest.approx(14.9 - _half_width([14.6, 15.2, 14.9], 1000), abs=1e-3)
     tex = (report / "table.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"14.9 $\pm$ 2.2" in tex
@@ -300,8 +385,12 @@ def test_unreadable_records_are_listed_and_the_rest_reported(sweep, capsys):
 
 def test_cli_formats_and_errors(sweep, tmp_path, capsys):
     root, ref = sweep
-    assert main([str(root), "--reference", str(ref), "--format", "csv", "--no-wandb",
-                 "--out", str(tmp_path / "elsewhere")]) == 0
+    assert (
+        main(
+            [str(root), "--reference", str(ref), "--format", "csv", "--no-wandb", "--out", str(tmp_path / "elsewhere")]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("method.stop_grad,metric,mean,std,se,ci_low,ci_high,n,n_eval,")
     assert (tmp_path / "elsewhere" / "table.tex").is_file()
@@ -321,7 +410,7 @@ def test_wandb_report_run_written_offline(sweep, tmp_path, monkeypatch, capsys):
     root, ref = sweep
     isolate_wandb(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    for rec_path in root.rglob("record.json"):      # the jobs logged to W&B: the report run is the default
+    for rec_path in root.rglob("record.json"):  # the jobs logged to W&B: the report run is the default
         rec = json.loads(rec_path.read_text())
         rec["config"]["logger"]["name"] = "wandb"
         rec_path.write_text(json.dumps(rec))
@@ -329,7 +418,7 @@ def test_wandb_report_run_written_offline(sweep, tmp_path, monkeypatch, capsys):
     assert "W&B: offline report run" in capsys.readouterr().err
     runs = list((root / "report" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
-    info = json.loads(wandb_leet(runs[0], "--summary"))      # wandb's own reader
+    info = json.loads(wandb_leet(runs[0], "--summary"))  # wandb's own reader
     assert info["state"] == "finished" and info["name"] == "report-toy_stopgrad"
     assert info["project"] == "ssl-bench-test"
     summary = info["summary"]
@@ -350,22 +439,50 @@ def test_wandb_group_address_fails_clearly_offline(tmp_path, monkeypatch, capsys
 
 def test_reference_metric_picks_one_of_several_published_columns(tmp_path):
     ref = tmp_path / "ref.csv"
-    ref.write_text("method.masking,value,metric,source\nstatic,78.3,SQuAD 2.0 F1,T1\nstatic,84.3,MNLI-m,T1\n"
-                   "dynamic,78.7,SQuAD 2.0 F1,T1\ndynamic,84.0,MNLI-m,T1\n")
-    block = {"name": "m", "variant": "quick", "rows": ["method.masking"], "metric": "ppl",
-             "reference_metric": "MNLI-m", "rules": []}
-    records = [({"status": "finished", "seed": 0, "final": {"ppl": 250.0},
-                 "config": {"study": block, "method": {"masking": m}}}, m) for m in ("static", "dynamic")]
+    ref.write_text(
+        "method.masking,value,metric,source\nstatic,78.3,SQuAD 2.0 F1,T1\nstatic,84.3,MNLI-m,T1\n"
+        "dynamic,78.7,SQuAD 2.0 F1,T1\ndynamic,84.0,MNLI-m,T1\n"
+    )
+    block = {
+        "name": "m",
+        "variant": "quick",
+        "rows": ["method.masking"],
+        "metric": "ppl",
+        "reference_metric": "MNLI-m",
+        "rules": [],
+    }
+    records = [
+        (
+            {
+                "status": "finished",
+                "seed": 0,
+                "final": {"ppl": 250.0},
+                "config": {"study": block, "method": {"masking": m}},
+            },
+            m,
+        )
+        for m in ("static", "dynamic")
+    ]
     report = build_report(records, reference=ref)
     assert {c.row[0]: c.reference for c in report.cells.values()} == {"static": 84.3, "dynamic": 84.0}
-    assert "binomial" not in to_markdown(report)                    # perplexity: no binomial term
+    assert "binomial" not in to_markdown(report)  # perplexity: no binomial term
 
 
 def test_random_init_baseline_is_the_mean_of_the_jobs_init_evaluations():
     block = {"name": "s", "variant": "quick", "rows": ["method.stop_grad"], "metric": "knn_acc", "rules": []}
-    records = [({"status": st, "seed": i, "final": {"knn_acc": v}, "init": {"knn_acc": init},
-                 "config": {"study": block, "method": {"stop_grad": sg}}}, f"r{i}")
-               for i, (st, v, init, sg) in enumerate([("finished", 0.5, 0.30, True), ("collapsed", 0.1, 0.34, False)])]
+    records = [
+        (
+            {
+                "status": st,
+                "seed": i,
+                "final": {"knn_acc": v},
+                "init": {"knn_acc": init},
+                "config": {"study": block, "method": {"stop_grad": sg}},
+            },
+            f"r{i}",
+        )
+        for i, (st, v, init, sg) in enumerate([("finished", 0.5, 0.30, True), ("collapsed", 0.1, 0.34, False)])
+    ]
     report = build_report(records, reference=None)
     assert report.random_init == pytest.approx(32.0)
     assert "Random-init network (each job's evaluation before training): kNN 32.0." in to_markdown(report)
@@ -375,15 +492,25 @@ def test_random_init_baseline_is_the_mean_of_the_jobs_init_evaluations():
 def test_current_rules_come_from_the_study_definition():
     """A rule edited in conf/study/<name>.yaml after the sweep applies without rerunning it."""
     block = {"name": "byol_tau", "variant": "quick", "rows": ["method.tau_base"], "metric": "knn_acc", "rules": []}
-    records = [({"status": "finished", "seed": s, "final": {"knn_acc": v + 0.005 * s},
-                 "config": {"study": block, "method": {"tau_base": t}}}, f"r{t}-{s}")
-               for t, v in ((0, 0.4), (0.9, 0.45), (0.99, 0.43), (1, 0.3)) for s in (0, 1, 2)]
+    records = [
+        (
+            {
+                "status": "finished",
+                "seed": s,
+                "final": {"knn_acc": v + 0.005 * s},
+                "config": {"study": block, "method": {"tau_base": t}},
+            },
+            f"r{t}-{s}",
+        )
+        for t, v in ((0, 0.4), (0.9, 0.45), (0.99, 0.43), (1, 0.3))
+        for s in (0, 1, 2)
+    ]
     assert build_report(records, rules="recorded").verdicts == []
     current = build_report(records, rules="current")
     kinds = [v.kind for v in current.verdicts]
     assert kinds and set(kinds) <= {"status", "less", "less_or_status", "interior_argmax", "equivalent"}
     tau1 = next(v for v in current.verdicts if v.rule.get("a") == {"method.tau_base": 1})
-    assert tau1.outcome == "holds"                   # tau 1 (30) is far below 0.99 (43), 3 seeds each
+    assert tau1.outcome == "holds"  # tau 1 (30) is far below 0.99 (43), 3 seeds each
 
 
 def test_every_study_definition_passes_the_checks():

@@ -17,14 +17,28 @@ from ssl_bench.report.render import to_markdown
 from tests.conftest import TINY
 
 # kNN (fractions) per (temperature, colour strength) and seed: (0.5, 1.0) is clearly the best
-KNN = {("0.1", "0.5"): (0.40, 0.42), ("0.1", "1.0"): (0.50, 0.52), ("0.5", "0.5"): (0.45, 0.47),
-       ("0.5", "1.0"): (0.60, 0.61)}
+KNN = {
+    ("0.1", "0.5"): (0.40, 0.42),
+    ("0.1", "1.0"): (0.50, 0.52),
+    ("0.5", "0.5"): (0.45, 0.47),
+    ("0.5", "1.0"): (0.60, 0.61),
+}
 
 
-def _record(overrides: list[str], knn: float | None, seed: int, status: str = "finished", method: str = "simclr",
-            final: dict | None = None) -> dict:
-    cfg = {"seed": seed, "method": {"name": method}, "logger": {"name": "none"}, "data": {"name": "shapes",
-                                                                                           "test_size": 1000}}
+def _record(
+    overrides: list[str],
+    knn: float | None,
+    seed: int,
+    status: str = "finished",
+    method: str = "simclr",
+    final: dict | None = None,
+) -> dict:
+    cfg = {
+        "seed": seed,
+        "method": {"name": method},
+        "logger": {"name": "none"},
+        "data": {"name": "shapes", "test_size": 1000},
+    }
     for o in overrides:
         key, value = o.split("=", 1)
         node = cfg
@@ -32,10 +46,22 @@ def _record(overrides: list[str], knn: float | None, seed: int, status: str = "f
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = float(value) if value.replace(".", "").isdigit() else value
-    return {"schema_version": 1, "name": "job", "method": method, "status": status, "seed": seed,
-            "overrides": overrides, "config": cfg, "epochs": [], "init": {"knn_acc": 0.30}, "best": {},
-            "final": final if final is not None else ({} if knn is None else {"knn_acc": knn, "linear_acc": knn + 0.2}),
-            "timings": {}, "wandb": None, "error": None}
+    return {
+        "schema_version": 1,
+        "name": "job",
+        "method": method,
+        "status": status,
+        "seed": seed,
+        "overrides": overrides,
+        "config": cfg,
+        "epochs": [],
+        "init": {"knn_acc": 0.30},
+        "best": {},
+        "final": final if final is not None else ({} if knn is None else {"knn_acc": knn, "linear_acc": knn + 0.2}),
+        "timings": {},
+        "wandb": None,
+        "error": None,
+    }
 
 
 def _write(root, name, record):
@@ -50,9 +76,15 @@ def sweep(tmp_path):
     root = tmp_path / "sweep"
     for (t, c), values in KNN.items():
         for seed, knn in enumerate(values):
-            overrides = [f"method.temperature={t}", f"augment.color_strength={c}", f"seed={seed}",
-                         "trainer.max_epochs=3",
-                         "logger=none", "hydra.launcher.n_jobs=2", "trainer.enable_progress_bar=false"]
+            overrides = [
+                f"method.temperature={t}",
+                f"augment.color_strength={c}",
+                f"seed={seed}",
+                "trainer.max_epochs=3",
+                "logger=none",
+                "hydra.launcher.n_jobs=2",
+                "trainer.enable_progress_bar=false",
+            ]
             _write(root, f"augment.color_str-{t}{c}{seed}", _record(overrides, knn, seed))
     return root
 
@@ -66,19 +98,23 @@ def _records(root):
 
 def test_two_keys_two_values_two_seeds_give_four_rows_with_n_2(sweep):
     report = build_sweep(_records(sweep))
-    assert report.keys == ["method.temperature", "augment.color_strength"]       # not seed, not bookkeeping
+    assert report.keys == ["method.temperature", "augment.color_strength"]  # not seed, not bookkeeping
     assert report.row_keys == ("method.temperature", "augment.color_strength") and report.column_keys == ()
     cells = report.ordered_cells
     assert len(cells) == 4 and all(c.n == 2 for c in cells)
     assert [(c.row, round(c.mean, 1)) for c in cells] == [
-        (("0.5", "1.0"), 60.5), (("0.1", "1.0"), 51.0), (("0.5", "0.5"), 46.0), (("0.1", "0.5"), 41.0)]
+        (("0.5", "1.0"), 60.5),
+        (("0.1", "1.0"), 51.0),
+        (("0.5", "0.5"), 46.0),
+        (("0.1", "0.5"), 41.0),
+    ]
     assert report.best is cells[0]
     md = to_markdown(report)
     assert "| temperature | color_strength | kNN % | n | runs | vs best |" in md
     lines = [line for line in md.splitlines() if line.startswith("| 0.")]
     assert len(lines) == 4 and lines[0].startswith("| 0.5 | 1.0 | 60.5 ± ")
     assert "| 2 | finished 2/2 | best |" in lines[0]
-    assert "augment.color_str-" not in md                                        # never a cut folder name
+    assert "augment.color_str-" not in md  # never a cut folder name
 
 
 def test_the_best_is_marked_with_what_it_is_significantly_better_than(sweep):
@@ -88,8 +124,10 @@ def test_the_best_is_marked_with_what_it_is_significantly_better_than(sweep):
     # every other cell is further below
     assert [c.row for c in sig] == [("0.1", "1.0"), ("0.5", "0.5"), ("0.1", "0.5")] and not not_sig
     md = to_markdown(report)
-    assert ("Best: temperature=0.5, color_strength=1.0 (60.5 ± " in md
-            and "significantly better than 3 of 3: temperature=0.1, color_strength=1.0; " in md)
+    assert (
+        "Best: temperature=0.5, color_strength=1.0 (60.5 ± " in md
+        and "significantly better than 3 of 3: temperature=0.1, color_strength=1.0; " in md
+    )
     assert "worse (p = " in md
 
 
@@ -110,7 +148,11 @@ def test_cli_writes_the_report_folder(sweep, capsys):
     folder = sweep / "report"
     rows = list(csv.DictReader(io.StringIO((folder / "table.csv").read_text())))
     assert [(r["method.temperature"], r["augment.color_strength"], r["n"], r["best"]) for r in rows][0] == (
-        "0.5", "1.0", "2", "True")
+        "0.5",
+        "1.0",
+        "2",
+        "True",
+    )
     assert len(rows) == 4 and all(r["finished"] == "2" for r in rows)
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["best"]["cell"] == "temperature=0.5, color_strength=1.0" and len(summary["better_than"]) == 3
@@ -120,16 +162,32 @@ def test_cli_writes_the_report_folder(sweep, capsys):
 
 
 def test_rows_columns_and_metric_choose_the_layout(sweep, capsys):
-    assert main([str(sweep), "--format", "md", "--no-wandb", "--rows", "method.temperature",
-                 "--columns", "augment.color_strength", "--metric", "linear_acc"]) == 0
+    assert (
+        main(
+            [
+                str(sweep),
+                "--format",
+                "md",
+                "--no-wandb",
+                "--rows",
+                "method.temperature",
+                "--columns",
+                "augment.color_strength",
+                "--metric",
+                "linear_acc",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| temperature | 0.5: linear % | 0.5: n | 0.5: runs | 0.5: vs best | 1.0: linear % |" in out
     body = [line for line in out.splitlines() if line.startswith("| 0.")]
     assert len(body) == 2 and body[0].startswith("| 0.5 | 66.0 ± ") and "| 80.5 ± " in body[0]
     assert main([str(sweep), "--no-wandb", "--rows", "method.temprature"]) == 2
     err = capsys.readouterr().err
-    assert ("unknown key 'method.temprature': no job has it; keys that vary: method.temperature, "
-            "augment.color_strength") in err
+    assert (
+        "unknown key 'method.temprature': no job has it; keys that vary: method.temperature, augment.color_strength"
+    ) in err
     assert main([str(sweep), "--no-wandb", "--rows", "seed"]) == 2
     assert "seed is the replicate axis" in capsys.readouterr().err
     assert main([str(sweep), "--no-wandb", "--metric", "top9"]) == 2
@@ -151,7 +209,7 @@ def test_group_choices_failed_jobs_and_unreadable_records(tmp_path, capsys):
     _write(tmp_path, "cut", '{"status": "fini')
     assert main([str(tmp_path), "--format", "md", "--no-wandb"]) == 0
     captured = capsys.readouterr()
-    assert "| method | kNN % | n | runs | vs best |" in captured.out        # a group choice shows as its group
+    assert "| method | kNN % | n | runs | vs best |" in captured.out  # a group choice shows as its group
     assert "| simclr | 50.5 ± " in captured.out and "| byol | 40.5 ± " in captured.out
     assert "| 2 | finished 2/3, failed 1/3 |" in captured.out
     assert f"unreadable record {tmp_path / 'cut' / 'record.json'}: not valid JSON" in captured.err
@@ -171,11 +229,21 @@ def test_masked_lm_sweeps_sort_by_perplexity_lower_is_better(tmp_path):
 
 
 def test_records_without_overrides_use_the_config_differences():
-    records = [({"status": "finished", "seed": s, "final": {"knn_acc": 0.5 + 0.1 * t},
-                 "config": {"seed": s, "method": {"temperature": t, "name": "simclr"}, "logger": {"name": f"x{s}"}}},
-                f"r{t}{s}") for t in (0.1, 0.5) for s in (0, 1)]
+    records = [
+        (
+            {
+                "status": "finished",
+                "seed": s,
+                "final": {"knn_acc": 0.5 + 0.1 * t},
+                "config": {"seed": s, "method": {"temperature": t, "name": "simclr"}, "logger": {"name": f"x{s}"}},
+            },
+            f"r{t}{s}",
+        )
+        for t in (0.1, 0.5)
+        for s in (0, 1)
+    ]
     jobs = [job_from_record(r, n, "knn_acc") for r, n in records]
-    assert varying_keys(jobs) == ["method.temperature"]                       # not seed, not logger
+    assert varying_keys(jobs) == ["method.temperature"]  # not seed, not logger
     assert [c.n for c in build_sweep(records).ordered_cells] == [2, 2]
 
 
@@ -193,20 +261,40 @@ def test_a_real_tiny_sweep_through_the_clis(tmp_path):
     """``ssl-bench -m method.temperature=0.1,0.5 augment.color_strength=0.5,1.0 seed=0,1`` (tiny
     settings) -> 4 rows, the two swept keys as columns, n = 2 each."""
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "ssl_bench.app", "-m", "method.temperature=0.1,0.5", "augment.color_strength=0.5,1.0",
-           "seed=0,1", *TINY, f"hydra.sweep.dir={sweep}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-           "trainer.num_threads=1", "eval.initial=false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ssl_bench.app",
+        "-m",
+        "method.temperature=0.1,0.5",
+        "augment.color_strength=0.5,1.0",
+        "seed=0,1",
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "trainer.num_threads=1",
+        "eval.initial=false",
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    report = subprocess.run([sys.executable, "-m", "ssl_bench.report.cli", str(sweep), "--format", "md"],
-                            capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [sys.executable, "-m", "ssl_bench.report.cli", str(sweep), "--format", "md"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr
     lines = report.stdout.splitlines()
     assert "| temperature | color_strength | kNN % | n | runs | vs best |" in lines
     body = [line.split(" | ") for line in lines if line.startswith("| 0.")]
     assert len(body) == 4 and all(cells[3] == "2" for cells in body)
     assert sorted((cells[0].strip("| "), cells[1]) for cells in body) == [
-        ("0.1", "0.5"), ("0.1", "1.0"), ("0.5", "0.5"), ("0.5", "1.0")]
+        ("0.1", "0.5"),
+        ("0.1", "1.0"),
+        ("0.5", "0.5"),
+        ("0.5", "1.0"),
+    ]
     assert all(" ± " in cells[2] for cells in body if "finished" in cells[4] or "collapsed" in cells[4])
     assert (sweep / "report" / "sweep.png").is_file() and (sweep / "report" / "table.tex").is_file()
 
@@ -216,7 +304,7 @@ def test_wandb_report_run_of_a_sweep_written_offline(sweep, tmp_path, monkeypatc
 
     isolate_wandb(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    for rec_path in sweep.rglob("record.json"):           # the jobs logged to W&B: the report run is the default
+    for rec_path in sweep.rglob("record.json"):  # the jobs logged to W&B: the report run is the default
         rec = json.loads(rec_path.read_text())
         rec["config"]["logger"] = {"name": "wandb", "project": "ssl-bench-test", "group": "sweep-1", "entity": None}
         rec_path.write_text(json.dumps(rec))

@@ -68,8 +68,11 @@ def views_from_config(cfg: Mapping[str, Any], image_size: int | None = None) -> 
         s = at("color_strength", i)
         views.append(
             ViewAug(
-                **{f.name: at(f.name, i) for f in fields(ViewAug)
-                   if f.name not in ("brightness", "contrast", "saturation", "hue")},
+                **{
+                    f.name: at(f.name, i)
+                    for f in fields(ViewAug)
+                    if f.name not in ("brightness", "contrast", "saturation", "hue")
+                },
                 brightness=at("brightness", i) * s,
                 contrast=at("contrast", i) * s,
                 saturation=at("saturation", i) * s,
@@ -79,7 +82,6 @@ def views_from_config(cfg: Mapping[str, Any], image_size: int | None = None) -> 
     if no_blur:
         views = [replace(v, blur_p=0.0) for v in views]
     return views
-
 
 
 def _uniform(lo: float, hi: float, n: int, device: torch.device) -> torch.Tensor:
@@ -105,14 +107,20 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
 
 
-def resized_crop_flip(x: torch.Tensor, out_size: int, min_scale: float, max_scale: float, flip_p: float,
-                      ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+def resized_crop_flip(
+    x: torch.Tensor,
+    out_size: int,
+    min_scale: float,
+    max_scale: float,
+    flip_p: float,
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
     """Random resized crop (area fraction in [min, max], log-uniform aspect ratio) + h-flip."""
     n, device = x.shape[0], x.device
     area = _uniform(min_scale, max_scale, n, device)
     log_r = _uniform(math.log(ratio[0]), math.log(ratio[1]), n, device)
     r = torch.exp(log_r)
-    w = torch.sqrt(area * r).clamp(max=1.0)   # fractions of the image side
+    w = torch.sqrt(area * r).clamp(max=1.0)  # fractions of the image side
     h = torch.sqrt(area / r).clamp(max=1.0)
     cx = (_rand(n, device) * (1 - w) + w / 2) * 2 - 1
     cy = (_rand(n, device) * (1 - h) + h / 2) * 2 - 1
@@ -149,8 +157,9 @@ def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([r, g, b], 1)
 
 
-def color_jitter(x: torch.Tensor, p: float, brightness: float, contrast: float, saturation: float,
-                 hue: float) -> torch.Tensor:
+def color_jitter(
+    x: torch.Tensor, p: float, brightness: float, contrast: float, saturation: float, hue: float
+) -> torch.Tensor:
     """torchvision-style colour jitter with per-image factors; images not drawn (1 - p) pass unchanged."""
     n, device = x.shape[0], x.device
     on = _bernoulli(p, n, device)
@@ -163,8 +172,11 @@ def color_jitter(x: torch.Tensor, p: float, brightness: float, contrast: float, 
     if brightness > 0:
         ops.append(lambda y, b=factor(brightness): (y * b).clamp(0, 1))
     if contrast > 0:
-        ops.append(lambda y, c=factor(contrast): ((y - _gray(y).mean((2, 3), keepdim=True)) * c
-                                                  + _gray(y).mean((2, 3), keepdim=True)).clamp(0, 1))
+        ops.append(
+            lambda y, c=factor(contrast): (
+                (y - _gray(y).mean((2, 3), keepdim=True)) * c + _gray(y).mean((2, 3), keepdim=True)
+            ).clamp(0, 1)
+        )
     if saturation > 0:
         ops.append(lambda y, s=factor(saturation): ((y - _gray(y)) * s + _gray(y)).clamp(0, 1))
     if hue > 0:
@@ -190,16 +202,16 @@ def gaussian_blur(x: torch.Tensor, p: float, sigma_min: float, sigma_max: float)
     """Separable gaussian blur, kernel ~10% of the image side (SimCLR), per-image sigma."""
     n, c, h, w = x.shape
     on = _bernoulli(p, n, x.device)
-    sigma = _uniform(sigma_min, sigma_max, n, x.device)     # drawn either way: every rank draws alike
+    sigma = _uniform(sigma_min, sigma_max, n, x.device)  # drawn either way: every rank draws alike
     if not bool(on.any()):
         return x
     k = blur_kernel(h)
     coords = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
-    kern = torch.exp(-coords.view(1, k) ** 2 / (2 * sigma.view(n, 1) ** 2))
+    kern = torch.exp(-(coords.view(1, k) ** 2) / (2 * sigma.view(n, 1) ** 2))
     kern = kern / kern.sum(1, keepdim=True)
     delta = torch.zeros_like(kern)
     delta[:, k // 2] = 1.0
-    kern = torch.where(on.view(n, 1), kern, delta).repeat_interleave(c, 0)   # [n*c, k]
+    kern = torch.where(on.view(n, 1), kern, delta).repeat_interleave(c, 0)  # [n*c, k]
     y = x.reshape(1, n * c, h, w)
     y = F.conv2d(F.pad(y, (k // 2, k // 2, 0, 0), mode="reflect"), kern.view(n * c, 1, 1, k), groups=n * c)
     y = F.conv2d(F.pad(y, (0, 0, k // 2, k // 2), mode="reflect"), kern.view(n * c, 1, k, 1), groups=n * c)
@@ -269,10 +281,16 @@ class BatchAugment(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if x.ndim == 5:
             if x.shape[1] != len(self.views):
-                raise ValueError(f"the loader cropped {x.shape[1]} views per image, the augmentation has "
-                                 f"{len(self.views)} (augment.num_views)")
-            return [self.normalize(apply_view(Normalize.to_float(x[:, k]), v, self.out_size, cropped=True),
-                                   already_float=True) for k, v in enumerate(self.views)]
+                raise ValueError(
+                    f"the loader cropped {x.shape[1]} views per image, the augmentation has "
+                    f"{len(self.views)} (augment.num_views)"
+                )
+            return [
+                self.normalize(
+                    apply_view(Normalize.to_float(x[:, k]), v, self.out_size, cropped=True), already_float=True
+                )
+                for k, v in enumerate(self.views)
+            ]
         x = Normalize.to_float(x)
         return [self.normalize(apply_view(x, v, self.out_size), already_float=True) for v in self.views]
 
@@ -296,10 +314,11 @@ def torchvision_view(v: ViewAug, out_size: int, mean: Sequence[float], std: Sequ
     if v.grayscale_p > 0:
         ops.append(v2.RandomGrayscale(v.grayscale_p))
     if v.blur_p > 0:
-        ops.append(v2.RandomApply([v2.GaussianBlur(blur_kernel(out_size), (v.blur_sigma_min, v.blur_sigma_max))],
-                                  p=v.blur_p))
+        ops.append(
+            v2.RandomApply([v2.GaussianBlur(blur_kernel(out_size), (v.blur_sigma_min, v.blur_sigma_max))], p=v.blur_p)
+        )
     if v.solarize_p > 0:
-        ops.append(v2.RandomSolarize(threshold=128, p=v.solarize_p))   # uint8 images: 0.5 of the range
+        ops.append(v2.RandomSolarize(threshold=128, p=v.solarize_p))  # uint8 images: 0.5 of the range
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(ops)
 

@@ -35,16 +35,21 @@ def imagefolder_to_cifar(src: str | Path, dst: str | Path, workers: int = 2) -> 
     for split in ("train", "test"):
         files, targets, classes = scan_folder(src / split, "true")
         images, kept = decode_all(files, 32, workers, on_corrupt="error", progress=f"reading {src / split}")
-        order = np.random.default_rng(0).permutation(len(kept))   # classes mixed across batches, as published
-        x = images.numpy()[order]                 # [N, 3, 32, 32]: planes in CIFAR's order
+        order = np.random.default_rng(0).permutation(len(kept))  # classes mixed across batches, as published
+        x = images.numpy()[order]  # [N, 3, 32, 32]: planes in CIFAR's order
         y = [targets[kept[i]] for i in order]
         names = [files[kept[i]].name for i in order]
         if split == "test":
             _write(out / "test_batch", x, y, names, "testing batch 1 of 1")
             continue
         for b, idx in enumerate(np.array_split(np.arange(len(x)), TRAIN_BATCHES)):
-            _write(out / f"data_batch_{b + 1}", x[idx], [y[i] for i in idx], [names[i] for i in idx],
-                   f"training batch {b + 1} of {TRAIN_BATCHES}")
+            _write(
+                out / f"data_batch_{b + 1}",
+                x[idx],
+                [y[i] for i in idx],
+                [names[i] for i in idx],
+                f"training batch {b + 1} of {TRAIN_BATCHES}",
+            )
     with open(out / "batches.meta", "wb") as fh:
         pickle.dump({"label_names": list(classes), "num_cases_per_batch": 10000, "num_vis": 3072}, fh)
     return out

@@ -23,7 +23,7 @@ from ssl_bench.data.shapes import generate_shapes, shape_classes
 from ssl_bench.distributed import shard_range
 from ssl_bench.errors import DataError
 
-FOLDER_DATASETS = ("imagefolder", "imagenet", "imagenet100")   # data.storage: memory | stream | shards | auto
+FOLDER_DATASETS = ("imagefolder", "imagenet", "imagenet100")  # data.storage: memory | stream | shards | auto
 
 
 class TensorImages(Dataset):
@@ -71,9 +71,16 @@ class InMemoryDataModule(pl.LightningDataModule):
     With ``views`` (a per-image transform), training batches are lists of augmented views built in
     the DataLoader workers instead of raw images augmented on the training device."""
 
-    def __init__(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], classes: tuple[str, ...],
-                 batch_size: int, eval_batch_size: int, num_workers: int = 0, pin_memory: bool = False,
-                 views: Any = None):
+    def __init__(
+        self,
+        splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        classes: tuple[str, ...],
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        views: Any = None,
+    ):
         super().__init__()
         self.splits = {k: TensorImages(*v) for k, v in splits.items()}
         self.classes = classes
@@ -81,9 +88,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.pin_memory = pin_memory
         self.views = views
         if batch_size > len(self.splits["train"]):
-            raise DataError(
-                f"data.batch_size={batch_size} exceeds the {len(self.splits['train'])} training images"
-            )
+            raise DataError(f"data.batch_size={batch_size} exceeds the {len(self.splits['train'])} training images")
 
     @property
     def num_classes(self) -> int:
@@ -106,8 +111,9 @@ class InMemoryDataModule(pl.LightningDataModule):
             data = ViewImages(self.splits[split], self.views)
         sampler = None
         if train and dist.is_available() and dist.is_initialized():
-            sampler = DistributedSampler(data, shuffle=True, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
-                                         drop_last=True)
+            sampler = DistributedSampler(
+                data, shuffle=True, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), drop_last=True
+            )
         elif shard:
             data = Subset(data, shard_range(len(data)))
         return DataLoader(
@@ -127,8 +133,10 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> list[DataLoader]:
         """[kNN bank, monitored split], each sharded over the ranks (the method gathers the features)."""
-        return [self._loader(self._split("monitor_bank", "bank", "train"), False, shard=True),
-                self._loader("val", False, shard=True)]
+        return [
+            self._loader(self._split("monitor_bank", "bank", "train"), False, shard=True),
+            self._loader("val", False, shard=True),
+        ]
 
     def eval_loaders(self, split: str = "test") -> tuple[DataLoader, DataLoader]:
         """(bank = unaugmented labelled training images, queries = ``split``) for the initial / final
@@ -137,8 +145,9 @@ class InMemoryDataModule(pl.LightningDataModule):
 
 
 @lru_cache(maxsize=4)
-def _shapes(n: int, size: int, seed: int, contrast: float, num_classes: int = 10, palette: int = 0
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def _shapes(
+    n: int, size: int, seed: int, contrast: float, num_classes: int = 10, palette: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     return generate_shapes(n, image_size=size, seed=seed, contrast=contrast, num_classes=num_classes, palette=palette)
 
 
@@ -154,8 +163,17 @@ def _real(key: str) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], tuple
         return images.load_cifar(c["name"], c["root"], c["download"], c["verify"])
     if c["name"] == "stl10":
         return images.load_stl10(c["root"], c["pretrain_splits"], c["download"], c["verify"])
-    return images.load_imagefolder(c["root"], c["train"], c["eval_train"], c["test"], c["image_size"], c["labels"],
-                                   c["on_corrupt"], c["cache_dir"], c["decode_workers"])
+    return images.load_imagefolder(
+        c["root"],
+        c["train"],
+        c["eval_train"],
+        c["test"],
+        c["image_size"],
+        c["labels"],
+        c["on_corrupt"],
+        c["cache_dir"],
+        c["decode_workers"],
+    )
 
 
 def _real_splits(cfg: Any) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], tuple[str, ...]]:
@@ -165,13 +183,26 @@ def _real_splits(cfg: Any) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]]
 
     from ssl_bench.data.images import subset
 
-    keys = ("name", "root", "download", "verify", "pretrain_splits", "train", "eval_train", "test", "image_size",
-            "labels", "on_corrupt", "cache_dir", "decode_workers")
+    keys = (
+        "name",
+        "root",
+        "download",
+        "verify",
+        "pretrain_splits",
+        "train",
+        "eval_train",
+        "test",
+        "image_size",
+        "labels",
+        "on_corrupt",
+        "cache_dir",
+        "decode_workers",
+    )
     c = OmegaConf.to_container(cfg, resolve=True)
     loaded, classes = _real(json.dumps({k: c.get(k) for k in keys}, sort_keys=True))
     splits = dict(loaded)
     seed = int(cfg.split_seed)
-    splits.setdefault("bank", splits["train"])    # evaluation always uses the whole labelled training set
+    splits.setdefault("bank", splits["train"])  # evaluation always uses the whole labelled training set
     splits["train"] = subset(splits["train"], fraction=cfg.fraction, seed=seed)
     splits["val"] = subset(splits["test"], size=cfg.val_size, seed=seed + 1)
     if cfg.bank_size is not None:
@@ -192,7 +223,7 @@ def build_datamodule(cfg: Any, augment: Any = None) -> Any:
         from ssl_bench.data.augment import TorchvisionViews, views_from_config
 
         views = TorchvisionViews(views_from_config(augment, cfg.image_size), cfg.image_size, cfg.mean, cfg.std)
-    if cfg.name in FOLDER_DATASETS:      # data.storage: memory (below), or files / shards streamed
+    if cfg.name in FOLDER_DATASETS:  # data.storage: memory (below), or files / shards streamed
         from ssl_bench.data.storage import build_stream_datamodule, resolve_storage
 
         storage = resolve_storage(cfg)
@@ -209,7 +240,10 @@ def build_datamodule(cfg: Any, augment: Any = None) -> Any:
     elif cfg.name in ("cifar10", "cifar100", "stl10", *FOLDER_DATASETS):
         splits, classes = _real_splits(cfg)
     else:
-        raise ValueError(f"data.name={cfg.name!r}; allowed: shapes, cifar10, cifar100, stl10, imagefolder, imagenet, "
-                         "imagenet100, text_embedded, text_files")
-    return InMemoryDataModule(splits, classes, cfg.batch_size, cfg.eval_batch_size, cfg.num_workers,
-                              cfg.pin_memory, views)
+        raise ValueError(
+            f"data.name={cfg.name!r}; allowed: shapes, cifar10, cifar100, stl10, imagefolder, imagenet, "
+            "imagenet100, text_embedded, text_files"
+        )
+    return InMemoryDataModule(
+        splits, classes, cfg.batch_size, cfg.eval_batch_size, cfg.num_workers, cfg.pin_memory, views
+    )

@@ -32,18 +32,18 @@ import torch
 RATIO = (3 / 4, 4 / 3)
 
 
-def crop_params(height: int, width: int, scale: Sequence[float], ratio: Sequence[float] = RATIO
-                ) -> tuple[int, int, int, int]:
+def crop_params(
+    height: int, width: int, scale: Sequence[float], ratio: Sequence[float] = RATIO
+) -> tuple[int, int, int, int]:
     """(top, left, crop height, crop width) of a random resized crop of a ``height`` x ``width`` image:
     torchvision's own sampler (``RandomResizedCrop.get_params``, torch's global generator)."""
     from torchvision.transforms import RandomResizedCrop
 
-    shape_only = torch.empty(()).expand(1, height, width)    # get_params reads the size only
+    shape_only = torch.empty(()).expand(1, height, width)  # get_params reads the size only
     return RandomResizedCrop.get_params(shape_only, list(scale), list(ratio))
 
 
-def draft_request(width: int, height: int, boxes: Sequence[tuple[int, int, int, int]], size: int
-                  ) -> tuple[int, int]:
+def draft_request(width: int, height: int, boxes: Sequence[tuple[int, int, int, int]], size: int) -> tuple[int, int]:
     """The image size to ask ``Image.draft`` for: Pillow then picks the largest DCT scale 1/s with
     ``s <= width // request``, which keeps every crop at least ``size`` pixels wide and high."""
     min_h = min(b[2] for b in boxes)
@@ -51,8 +51,13 @@ def draft_request(width: int, height: int, boxes: Sequence[tuple[int, int, int, 
     return max(1, math.ceil(width * size / min_w)), max(1, math.ceil(height * size / min_h))
 
 
-def random_crops(src: str | Path | BinaryIO, scales: Sequence[Sequence[float]], size: int,
-                 ratio: Sequence[float] = RATIO, draft: bool = True) -> torch.Tensor:
+def random_crops(
+    src: str | Path | BinaryIO,
+    scales: Sequence[Sequence[float]],
+    size: int,
+    ratio: Sequence[float] = RATIO,
+    draft: bool = True,
+) -> torch.Tensor:
     """One image -> uint8 ``[len(scales), 3, size, size]``: one random resized crop per view
     (``scales[i]`` = view i's area range), decoded at the reduced scale the crops allow."""
     return crops(src, lambda h, w: [crop_params(h, w, s, ratio) for s in scales], size, draft)
@@ -88,8 +93,9 @@ def full_image(src: str | Path | BinaryIO) -> torch.Tensor:
 
 
 # --- decoding on the training device (data.decode=device) ------------------------------------------------
-def read_for_device(src: str | Path | BinaryIO | bytes, scales: Sequence[Sequence[float]],
-                    ratio: Sequence[float] = RATIO) -> tuple[torch.Tensor, torch.Tensor]:
+def read_for_device(
+    src: str | Path | BinaryIO | bytes, scales: Sequence[Sequence[float]], ratio: Sequence[float] = RATIO
+) -> tuple[torch.Tensor, torch.Tensor]:
     """What a loader worker does for ``data.decode=device``: the file's bytes (uint8 1-d) and one crop box
     per view (int64 ``[V, 4]``: top, left, height, width), drawn from the size in the header."""
     from PIL import Image
@@ -100,7 +106,7 @@ def read_for_device(src: str | Path | BinaryIO | bytes, scales: Sequence[Sequenc
         data = src
     else:
         data = src.read()
-    with Image.open(io.BytesIO(data)) as im:     # parses the header only
+    with Image.open(io.BytesIO(data)) as im:  # parses the header only
         width, height = im.size
     boxes = torch.tensor([crop_params(height, width, s, ratio) for s in scales], dtype=torch.int64)
     return torch.frombuffer(bytearray(data), dtype=torch.uint8), boxes
@@ -111,7 +117,7 @@ def _decode_one(data: torch.Tensor, device: torch.device) -> torch.Tensor:
 
     if data.numel() > 2 and int(data[0]) == 0xFF and int(data[1]) == 0xD8:
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-    return decode_image(data, mode=ImageReadMode.RGB).to(device)   # PNG and others: on the CPU
+    return decode_image(data, mode=ImageReadMode.RGB).to(device)  # PNG and others: on the CPU
 
 
 def decode_batch(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | str]:
@@ -125,7 +131,7 @@ def decode_batch(data: list[torch.Tensor], device: torch.device) -> list[torch.T
         try:
             for k, img in zip(jpeg, decode_jpeg([data[k] for k in jpeg], mode=ImageReadMode.RGB, device=device)):
                 out[k] = img
-        except RuntimeError:      # one bad file fails the batched call: find it image by image
+        except RuntimeError:  # one bad file fails the batched call: find it image by image
             jpeg = []
     for k, d in enumerate(data):
         if isinstance(out[k], torch.Tensor):
@@ -143,14 +149,16 @@ def crop_resize(img: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tens
     from torchvision.ops import roi_align
 
     b = boxes.to(img.device, torch.float32)
-    rois = torch.stack([b[:, 1], b[:, 0], b[:, 1] + b[:, 3], b[:, 0] + b[:, 2]], 1)   # x1, y1, x2, y2
-    views = roi_align(img.unsqueeze(0).float(), [rois], output_size=size, spatial_scale=1.0,
-                      sampling_ratio=-1, aligned=True)
+    rois = torch.stack([b[:, 1], b[:, 0], b[:, 1] + b[:, 3], b[:, 0] + b[:, 2]], 1)  # x1, y1, x2, y2
+    views = roi_align(
+        img.unsqueeze(0).float(), [rois], output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True
+    )
     return views.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def decode_views(data: list[torch.Tensor], boxes: torch.Tensor, size: int, device: str | torch.device
-                 ) -> tuple[torch.Tensor, list[str]]:
+def decode_views(
+    data: list[torch.Tensor], boxes: torch.Tensor, size: int, device: str | torch.device
+) -> tuple[torch.Tensor, list[str]]:
     """A batch of encoded images and their crop boxes ``[B, V, 4]`` -> uint8 views ``[B, V, 3, size, size]``
     on ``device``, and one error message per image ("" = decoded; a failed one's views are zeros)."""
     device = torch.device(device)
@@ -171,5 +179,7 @@ def require_cuda() -> None:
     from ssl_bench.data.images import DataUnavailable
 
     if not torch.cuda.is_available():
-        raise DataUnavailable("data.decode=device decodes JPEGs on a CUDA GPU (torchvision.io.decode_jpeg) and no "
-                              "GPU is visible (torch.cuda.is_available() is False); use data.decode=cpu")
+        raise DataUnavailable(
+            "data.decode=device decodes JPEGs on a CUDA GPU (torchvision.io.decode_jpeg) and no "
+            "GPU is visible (torch.cuda.is_available() is False); use data.decode=cpu"
+        )

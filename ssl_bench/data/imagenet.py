@@ -17,10 +17,12 @@ URL = "https://image-net.org/download-images.php"
 
 
 def _how(name: str) -> str:
-    get = (f"download ILSVRC-2012 from {URL} (registration needed), sort val into class folders, and set data.root")
+    get = f"download ILSVRC-2012 from {URL} (registration needed), sort val into class folders, and set data.root"
     if name == "imagenet100":
-        return (f"build it from an ImageNet folder with `python -m ssl_bench.data.imagenet100 IMAGENET_ROOT DST` "
-                f"(class folders linked, nothing copied) and set data.root=DST; for ImageNet itself, {get}")
+        return (
+            f"build it from an ImageNet folder with `python -m ssl_bench.data.imagenet100 IMAGENET_ROOT DST` "
+            f"(class folders linked, nothing copied) and set data.root=DST; for ImageNet itself, {get}"
+        )
     return get
 
 
@@ -48,6 +50,7 @@ def check_classes(name: str, where: str, found: tuple[str, ...] | Any) -> None:
             raise DatasetMissing(
                 f"data=imagenet100: {where} has {len(found)} class folders, {len(missing)} of the 100 ImageNet-100 "
                 f"classes missing{f' (e.g. {missing[0]})' if missing else ''} and {len(extra)} others"
-                f"{f' (e.g. {extra[0]})' if extra else ''}; {_how(name)}")
+                f"{f' (e.g. {extra[0]})' if extra else ''}; {_how(name)}"
+            )
     elif name == "imagenet" and len(found) != 1000:
         log.warning("data=imagenet: %s has %d class folders, ImageNet-1k has 1000", where, len(found))

@@ -63,11 +63,12 @@ def _tv_dataset(name: str, root: Path, download: bool, verify: bool, **kwargs: A
     base = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100, "stl10": datasets.STL10}[name]
     cls = base
     if not verify:
+
         def _exists(self: Any) -> bool:
             files = [*getattr(self, "train_list", []), *getattr(self, "test_list", [])]
             return all((Path(self.root) / self.base_folder / f[0]).is_file() for f in files)
 
-        def _meta(self: Any) -> None:   # CIFAR's meta file, read without its checksum
+        def _meta(self: Any) -> None:  # CIFAR's meta file, read without its checksum
             import pickle
 
             with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as fh:
@@ -85,35 +86,42 @@ def _tv_dataset(name: str, root: Path, download: bool, verify: bool, **kwargs: A
         if "not found" not in str(err) and "corrupted" not in str(err):
             raise
         present = folder.is_dir() and any(folder.iterdir())
-        what = ("is there but does not match the published files (MD5); if it is a converted copy, "
-                "set data.verify=false" if present else "is missing")
+        what = (
+            "is there but does not match the published files (MD5); if it is a converted copy, set data.verify=false"
+            if present
+            else "is missing"
+        )
         raise DatasetMissing(
             f"data={name}: {folder} {what}. Get it with data.download=true (needs a network), or download "
             f"{CIFAR_URLS[name]} and extract it into {root} (data.root)"
         ) from None
-    except OSError as err:   # download=true without a network
+    except OSError as err:  # download=true without a network
         raise DatasetMissing(
             f"data={name}: could not download into {root} ({err.__class__.__name__}: {err}). Without a network, "
             f"fetch {CIFAR_URLS[name]} elsewhere and extract it into {root} (data.root)"
         ) from None
 
 
-def load_cifar(name: str, root: Any, download: bool = False,
-               verify: bool = True) -> tuple[dict[str, Split], tuple[str, ...]]:
+def load_cifar(
+    name: str, root: Any, download: bool = False, verify: bool = True
+) -> tuple[dict[str, Split], tuple[str, ...]]:
     """CIFAR-10 / CIFAR-100 in torchvision's pickle layout (``<root>/cifar-10-batches-py``)."""
     root = _root(root)
     out: dict[str, Split] = {}
     classes: tuple[str, ...] = ()
     for split, train in (("train", True), ("test", False)):
         ds = _tv_dataset(name, root, download, verify, train=train)
-        out[split] = (torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))),
-                      torch.as_tensor(ds.targets, dtype=torch.long))
+        out[split] = (
+            torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))),
+            torch.as_tensor(ds.targets, dtype=torch.long),
+        )
         classes = tuple(ds.classes)
     return out, classes
 
 
-def load_stl10(root: Any, pretrain_splits: Iterable[str], download: bool = False,
-               verify: bool = True) -> tuple[dict[str, Split], tuple[str, ...]]:
+def load_stl10(
+    root: Any, pretrain_splits: Iterable[str], download: bool = False, verify: bool = True
+) -> tuple[dict[str, Split], tuple[str, ...]]:
     """STL-10 (96 px): pretraining on ``pretrain_splits`` (e.g. unlabeled + train), evaluation on
     train (bank) / test."""
     root = _root(root)
@@ -135,8 +143,9 @@ def scan_folder(folder: Path, labels: str = "auto") -> tuple[list[Path], list[in
     if not folder.is_dir():
         raise DatasetMissing(f"image folder {folder} does not exist")
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
-    labelled = labels == "true" or (labels == "auto" and bool(subdirs)
-                                    and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()))
+    labelled = labels == "true" or (
+        labels == "auto" and bool(subdirs) and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+    )
     if labels == "true" and not subdirs:
         raise DatasetMissing(f"{folder} has no class subfolders but data.labels=true")
     files: list[Path] = []
@@ -180,19 +189,20 @@ class _Decoder(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
             return i, decode(self.files[i], self.size), None
-        except Exception as err:   # PIL raises several types for truncated / non-image files
+        except Exception as err:  # PIL raises several types for truncated / non-image files
             return i, None, f"{type(err).__name__}: {err}"
 
 
-def decode_all(files: list[Path], size: int, workers: int = 0, on_corrupt: str = "skip",
-               progress: str | None = None) -> tuple[torch.Tensor, list[int]]:
+def decode_all(
+    files: list[Path], size: int, workers: int = 0, on_corrupt: str = "skip", progress: str | None = None
+) -> tuple[torch.Tensor, list[int]]:
     """Decode every file (in ``workers`` processes); returns the images and the kept indices.
     Unreadable files are skipped with one counted warning, or raise ``CorruptImage`` naming the file."""
     from rich.progress import Progress
 
-    loader = torch.utils.data.DataLoader(_Decoder(files, size), batch_size=256, num_workers=workers,
-                                         collate_fn=lambda b: b,
-                                         generator=torch.Generator())   # leaves the global RNG (seeded run) alone
+    loader = torch.utils.data.DataLoader(
+        _Decoder(files, size), batch_size=256, num_workers=workers, collate_fn=lambda b: b, generator=torch.Generator()
+    )  # leaves the global RNG (seeded run) alone
     out = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
     ok = torch.zeros(len(files), dtype=torch.bool)
     bad: list[tuple[Path, str]] = []
@@ -202,8 +212,9 @@ def decode_all(files: list[Path], size: int, workers: int = 0, on_corrupt: str =
             for i, x, err in batch:
                 if x is None:
                     if on_corrupt == "error":
-                        raise CorruptImage(f"unreadable image {files[i]} ({err}); set data.on_corrupt=skip to "
-                                           "skip unreadable files")
+                        raise CorruptImage(
+                            f"unreadable image {files[i]} ({err}); set data.on_corrupt=skip to skip unreadable files"
+                        )
                     bad.append((files[i], str(err)))
                 else:
                     out[i], ok[i] = x, True
@@ -211,8 +222,14 @@ def decode_all(files: list[Path], size: int, workers: int = 0, on_corrupt: str =
     if bad and len(bad) == len(files):
         raise CorruptImage(f"none of the {len(files)} images could be read (first: {bad[0][0]}: {bad[0][1]})")
     if bad:
-        log.warning("skipped %d unreadable image%s of %d (first: %s: %s)", len(bad), "s" * (len(bad) > 1),
-                    len(files), bad[0][0], bad[0][1])
+        log.warning(
+            "skipped %d unreadable image%s of %d (first: %s: %s)",
+            len(bad),
+            "s" * (len(bad) > 1),
+            len(files),
+            bad[0][0],
+            bad[0][1],
+        )
     keep = ok.nonzero().flatten()
     return out[keep], keep.tolist()
 
@@ -225,8 +242,9 @@ def _cache_key(files: list[Path], size: int, labels: list[int]) -> str:
     return h.hexdigest()[:16]
 
 
-def load_folder_split(folder: Path, size: int, labels: str, on_corrupt: str, cache_dir: Any,
-                      workers: int) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+def load_folder_split(
+    folder: Path, size: int, labels: str, on_corrupt: str, cache_dir: Any, workers: int
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """One split of an image folder as tensors; decoded once and cached (keyed by the files'
     paths, sizes and modification times, the image size and the labels)."""
     files, targets, classes = scan_folder(folder, labels)
@@ -237,11 +255,18 @@ def load_folder_split(folder: Path, size: int, labels: str, on_corrupt: str, cac
             blob = torch.load(cache, weights_only=True)
             log.info("%s: %d images from the cache %s", folder, len(blob["labels"]), cache)
             if blob["skipped"]:
-                log.warning("skipped %d unreadable image%s of %d under %s (cached decode)", blob["skipped"],
-                            "s" * (blob["skipped"] > 1), len(files), folder)
+                log.warning(
+                    "skipped %d unreadable image%s of %d under %s (cached decode)",
+                    blob["skipped"],
+                    "s" * (blob["skipped"] > 1),
+                    len(files),
+                    folder,
+                )
             if on_corrupt == "error" and blob["skipped"]:
-                raise CorruptImage(f"{blob['skipped']} unreadable images under {folder} (first: {blob['first_bad']}); "
-                                   "set data.on_corrupt=skip to skip them")
+                raise CorruptImage(
+                    f"{blob['skipped']} unreadable images under {folder} (first: {blob['first_bad']}); "
+                    "set data.on_corrupt=skip to skip them"
+                )
             return blob["images"], blob["labels"], classes
     images, kept = decode_all(files, size, workers, on_corrupt, progress=f"decoding {folder}")
     y = torch.as_tensor([targets[i] for i in kept], dtype=torch.long)
@@ -249,21 +274,38 @@ def load_folder_split(folder: Path, size: int, labels: str, on_corrupt: str, cac
         cache.parent.mkdir(parents=True, exist_ok=True)
         missing = sorted(set(range(len(files))) - set(kept))
         tmp = cache.with_suffix(".tmp")
-        torch.save({"images": images, "labels": y, "skipped": len(missing),
-                    "first_bad": str(files[missing[0]]) if missing else None}, tmp)
+        torch.save(
+            {
+                "images": images,
+                "labels": y,
+                "skipped": len(missing),
+                "first_bad": str(files[missing[0]]) if missing else None,
+            },
+            tmp,
+        )
         tmp.replace(cache)
     return images, y, classes
 
 
 def check_folder_root(root: Path, train: Iterable[str], eval_train: str, test: str, name: str = "imagefolder") -> None:
     if not root.is_dir():
-        raise DatasetMissing(f"data={name}: {root} (data.root) does not exist; expected {root}/<split>/<class>/*.jpg "
-                             f"with splits {', '.join(dict.fromkeys([*train, eval_train, test]))}")
+        raise DatasetMissing(
+            f"data={name}: {root} (data.root) does not exist; expected {root}/<split>/<class>/*.jpg "
+            f"with splits {', '.join(dict.fromkeys([*train, eval_train, test]))}"
+        )
 
 
-def load_imagefolder(root: Any, train: Iterable[str], eval_train: str, test: str, image_size: int,
-                     labels: str = "auto", on_corrupt: str = "skip", cache_dir: Any = None,
-                     workers: int = 0) -> tuple[dict[str, Split], tuple[str, ...]]:
+def load_imagefolder(
+    root: Any,
+    train: Iterable[str],
+    eval_train: str,
+    test: str,
+    image_size: int,
+    labels: str = "auto",
+    on_corrupt: str = "skip",
+    cache_dir: Any = None,
+    workers: int = 0,
+) -> tuple[dict[str, Split], tuple[str, ...]]:
     """``root/<train...>`` for pretraining (labels optional), ``root/<eval_train>`` and ``root/<test>``
     (class subfolders) for evaluation. A split named twice is decoded once."""
     root = _root(root)
@@ -272,24 +314,28 @@ def load_imagefolder(root: Any, train: Iterable[str], eval_train: str, test: str
 
     def get(name: str, need_labels: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
         if name not in loaded:
-            loaded[name] = load_folder_split(root / name, image_size, "true" if need_labels else labels,
-                                             on_corrupt, cache_dir, workers)
+            loaded[name] = load_folder_split(
+                root / name, image_size, "true" if need_labels else labels, on_corrupt, cache_dir, workers
+            )
         return loaded[name]
 
     bank_x, bank_y, classes = get(eval_train, True)
     test_x, test_y, test_classes = get(test, True)
     if test_classes != classes:
-        raise DatasetMissing(f"{root / test} has classes {list(test_classes)}, "
-                             f"{root / eval_train} has {list(classes)}; "
-                             "the evaluation splits need the same class folders")
+        raise DatasetMissing(
+            f"{root / test} has classes {list(test_classes)}, "
+            f"{root / eval_train} has {list(classes)}; "
+            "the evaluation splits need the same class folders"
+        )
     parts = [get(name, False)[:2] for name in train]
     pre = (torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]))
     return {"train": pre, "bank": (bank_x, bank_y), "test": (test_x, test_y)}, classes
 
 
 # --- split helpers -------------------------------------------------------------------------------
-def subset_indices(n: int, fraction: float | None = None, size: int | None = None,
-                   seed: int = 0) -> torch.Tensor | None:
+def subset_indices(
+    n: int, fraction: float | None = None, size: int | None = None, seed: int = 0
+) -> torch.Tensor | None:
     """Sorted indices of a seeded random subset of ``range(n)`` (``fraction`` of it, or ``size``
     elements); None when the subset is everything. Shared by every storage mode, so a seed selects
     the same images from memory, from files and from shards."""
@@ -304,4 +350,3 @@ def subset(split: Split, fraction: float | None = None, size: int | None = None,
     x, y = split
     idx = subset_indices(x.shape[0], fraction, size, seed)
     return split if idx is None else (x[idx], y[idx])
-

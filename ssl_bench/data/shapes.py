@@ -270,8 +270,9 @@ def _palette_colours(n: int, palette: int, contrast: float, g: torch.Generator) 
     [0.1, 0.9], random chroma): a uniformly drawn ordered pair whose lumas differ by >= contrast."""
     pg = torch.Generator().manual_seed(PALETTE_SEED + palette)
     luma = torch.linspace(0.1, 0.9, palette)[torch.randperm(palette, generator=pg)]
-    colours = _colour_with_luma(luma, torch.randn(palette, 3, generator=pg),
-                                0.5 + 0.5 * torch.rand(palette, generator=pg))
+    colours = _colour_with_luma(
+        luma, torch.randn(palette, 3, generator=pg), 0.5 + 0.5 * torch.rand(palette, generator=pg)
+    )
     bg_i, obj_i = torch.meshgrid(torch.arange(palette), torch.arange(palette), indexing="ij")
     ok = (luma[bg_i] - luma[obj_i]).abs() >= contrast - 1e-6
     pairs = torch.stack([bg_i[ok], obj_i[ok]], dim=1)

@@ -56,12 +56,21 @@ class _Reader(torch.utils.data.Dataset):
                 with Image.open(io.BytesIO(data)) as im:
                     im.convert("RGB")
             return i, data, ""
-        except Exception as err:   # PIL raises several types for truncated / non-image files
+        except Exception as err:  # PIL raises several types for truncated / non-image files
             return i, None, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
-def write_split(src: Path, dst: Path, split: str, shard_size: int = 1000, seed: int = 0, workers: int = 0,
-                verify: bool = True, on_corrupt: str = "skip", progress: bool = True) -> dict[str, Any]:
+def write_split(
+    src: Path,
+    dst: Path,
+    split: str,
+    shard_size: int = 1000,
+    seed: int = 0,
+    workers: int = 0,
+    verify: bool = True,
+    on_corrupt: str = "skip",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Shard ``src/split`` into ``dst/split``; returns the split's entry of the index."""
     import webdataset as wds
     from rich.progress import Progress
@@ -74,21 +83,25 @@ def write_split(src: Path, dst: Path, split: str, shard_size: int = 1000, seed: 
         raise ShardError(f"{out} already holds shards; remove it or choose another DST")
     out.mkdir(parents=True, exist_ok=True)
     order = np.random.default_rng(seed).permutation(len(files))
-    loader = torch.utils.data.DataLoader(_Reader(files, order, verify), batch_size=64, num_workers=workers,
-                                         collate_fn=lambda b: b)
+    loader = torch.utils.data.DataLoader(
+        _Reader(files, order, verify), batch_size=64, num_workers=workers, collate_fn=lambda b: b
+    )
     counts: dict[str, int] = {}
     written: list[int] = []
     bad: list[tuple[Path, str]] = []
     pattern = str(out / f"{split}-%06d.tar")
-    with wds.ShardWriter(pattern, maxcount=shard_size, maxsize=float("inf"), verbose=0) as sink, \
-            Progress(transient=True, disable=not progress) as bar:
+    with (
+        wds.ShardWriter(pattern, maxcount=shard_size, maxsize=float("inf"), verbose=0) as sink,
+        Progress(transient=True, disable=not progress) as bar,
+    ):
         task = bar.add_task(f"sharding {src / split}", total=len(files))
         for batch in loader:
             for i, data, err in batch:
                 if data is None:
                     if on_corrupt == "error":
-                        raise ShardError(f"unreadable image {files[i]} ({err}); "
-                                         "--on-corrupt skip leaves such files out")
+                        raise ShardError(
+                            f"unreadable image {files[i]} ({err}); --on-corrupt skip leaves such files out"
+                        )
                     bad.append((files[i], err))
                     continue
                 sink.write({"__key__": f"{i:08d}", files[i].suffix.lower().lstrip("."): data, "cls": int(targets[i])})
@@ -98,18 +111,35 @@ def write_split(src: Path, dst: Path, split: str, shard_size: int = 1000, seed: 
     if not written:
         raise ShardError(f"no readable image under {src / split}")
     if bad:
-        print(f"shard: skipped {len(bad)} unreadable image{'s' * (len(bad) > 1)} of {len(files)} under {src / split} "
-              f"(first: {bad[0][0]}: {bad[0][1]})", file=sys.stderr)
+        print(
+            f"shard: skipped {len(bad)} unreadable image{'s' * (len(bad) > 1)} of {len(files)} under {src / split} "
+            f"(first: {bad[0][0]}: {bad[0][1]})",
+            file=sys.stderr,
+        )
     np.save(out / "order.npy", np.asarray(written, dtype=np.int64))
     kept = np.asarray([targets[i] for i in written], dtype=np.int64)
-    return {"classes": list(classes), "class_counts": [int((kept == k).sum()) for k in range(len(classes))],
-            "count": len(written), "source_count": len(files), "skipped": len(bad), "order": f"{split}/order.npy",
-            "shards": [{"file": str(Path(f).relative_to(dst)), "count": c} for f, c in counts.items()]}
+    return {
+        "classes": list(classes),
+        "class_counts": [int((kept == k).sum()) for k in range(len(classes))],
+        "count": len(written),
+        "source_count": len(files),
+        "skipped": len(bad),
+        "order": f"{split}/order.npy",
+        "shards": [{"file": str(Path(f).relative_to(dst)), "count": c} for f, c in counts.items()],
+    }
 
 
-def write_shards(src: str | Path, dst: str | Path, splits: list[str] | None = None, shard_size: int = 1000,
-                 seed: int = 0, workers: int = 0, verify: bool = True, on_corrupt: str = "skip",
-                 progress: bool = True) -> dict[str, Any]:
+def write_shards(
+    src: str | Path,
+    dst: str | Path,
+    splits: list[str] | None = None,
+    shard_size: int = 1000,
+    seed: int = 0,
+    workers: int = 0,
+    verify: bool = True,
+    on_corrupt: str = "skip",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Shard every split folder of ``src`` (or ``splits``) into ``dst`` and write ``dst/index.json``."""
     src, dst = Path(src).expanduser().absolute(), Path(dst).expanduser().absolute()
     if not src.is_dir():
@@ -143,14 +173,24 @@ def main(argv: list[str] | None = None) -> int:
     from ssl_bench.data.images import DatasetMissing
 
     try:
-        index = write_shards(args.src, args.dst, [s for s in args.splits.split(",") if s] if args.splits else None,
-                             args.shard_size, args.seed, args.workers, not args.no_verify, args.on_corrupt)
+        index = write_shards(
+            args.src,
+            args.dst,
+            [s for s in args.splits.split(",") if s] if args.splits else None,
+            args.shard_size,
+            args.seed,
+            args.workers,
+            not args.no_verify,
+            args.on_corrupt,
+        )
     except (ShardError, DatasetMissing) as err:
         print(f"shard: {err}", file=sys.stderr)
         return 2
     for split, entry in index["splits"].items():
-        print(f"{Path(args.dst) / split}: {entry['count']:,} images in {len(entry['shards'])} shards, "
-              f"{len(entry['classes'])} classes" + (f", {entry['skipped']} skipped" if entry["skipped"] else ""))
+        print(
+            f"{Path(args.dst) / split}: {entry['count']:,} images in {len(entry['shards'])} shards, "
+            f"{len(entry['classes'])} classes" + (f", {entry['skipped']} skipped" if entry["skipped"] else "")
+        )
     print(f"use it with: ssl-bench data=imagefolder data.root={args.dst}   (data.storage=auto finds {INDEX})")
     return 0
 

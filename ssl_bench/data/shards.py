@@ -48,12 +48,15 @@ def has_index(root: Path) -> bool:
 def load_index(root: Path) -> dict[str, Any]:
     path = root / INDEX
     if not path.is_file():
-        raise DatasetMissing(f"data.storage=shards: {path} is missing; write the shards with "
-                             f"`python -m ssl_bench.data.shard IMAGE_FOLDER {root}`")
+        raise DatasetMissing(
+            f"data.storage=shards: {path} is missing; write the shards with "
+            f"`python -m ssl_bench.data.shard IMAGE_FOLDER {root}`"
+        )
     index = json.loads(path.read_text())
     if index.get("format") != FORMAT:
-        raise DatasetMissing(f"{path} is not an ssl-bench shard index "
-                             f"(format {index.get('format')!r}, expected {FORMAT!r})")
+        raise DatasetMissing(
+            f"{path} is not an ssl-bench shard index (format {index.get('format')!r}, expected {FORMAT!r})"
+        )
     return index
 
 
@@ -70,10 +73,12 @@ class Split:
         self.source_count = int(entry.get("source_count", entry["count"]))
         order = np.load(root / entry["order"])
         if len(order) != int(self.counts.sum()):
-            raise DatasetMissing(f"{root / entry['order']} lists {len(order)} images, the shards of {name} "
-                                 f"{int(self.counts.sum())}; write the shards again")
+            raise DatasetMissing(
+                f"{root / entry['order']} lists {len(order)} images, the shards of {name} "
+                f"{int(self.counts.sum())}; write the shards again"
+            )
         self.order = order
-        self.position = np.full(self.source_count, -1, dtype=np.int64)   # original index -> stored position
+        self.position = np.full(self.source_count, -1, dtype=np.int64)  # original index -> stored position
         self.position[order] = np.arange(len(order))
 
     def __len__(self) -> int:
@@ -142,8 +147,10 @@ def read(split: Split, positions: np.ndarray) -> Iterator[tuple[int, bytes, int]
                 continue
             original = int(split.order[split.starts[s] + j])
             if int(sample["__key__"]) != original:
-                raise DatasetMissing(f"{split.files[s]} does not match {split.root / INDEX} (image {j}: key "
-                                     f"{sample['__key__']}, expected {original:08d}); write the shards again")
+                raise DatasetMissing(
+                    f"{split.files[s]} does not match {split.root / INDEX} (image {j}: key "
+                    f"{sample['__key__']}, expected {original:08d}); write the shards again"
+                )
             data = next(v for key, v in sample.items() if key not in META)
             yield original, data, int(sample.get("cls", b"-1"))
             w += 1
@@ -204,8 +211,15 @@ class TrainShards(_Shards):
 
     train = True
 
-    def __init__(self, split: Split, keep: np.ndarray | None, reader: Any, seed: int = 0, shuffle_buffer: int = 1000,
-                 unlabelled: bool = False):
+    def __init__(
+        self,
+        split: Split,
+        keep: np.ndarray | None,
+        reader: Any,
+        seed: int = 0,
+        shuffle_buffer: int = 1000,
+        unlabelled: bool = False,
+    ):
         super().__init__(split, keep, seed)
         self.reader, self.shuffle_buffer, self.unlabelled = reader, shuffle_buffer, unlabelled
 
@@ -216,10 +230,11 @@ class TrainShards(_Shards):
         items: Any = self.samples()
         if self.shuffle_buffer > 1:
             seq = np.random.SeedSequence([self.seed, int(self._epoch), self.rank, worker]).generate_state(1)[0]
-            items = _shuffle(items, bufsize=self.shuffle_buffer, initial=min(100, self.shuffle_buffer),
-                             rng=random.Random(int(seq)))
+            items = _shuffle(
+                items, bufsize=self.shuffle_buffer, initial=min(100, self.shuffle_buffer), rng=random.Random(int(seq))
+            )
         last: Item | None = None
-        pending: list[tuple[int, str]] = []          # unreadable before the first readable one
+        pending: list[tuple[int, str]] = []  # unreadable before the first readable one
         for original, data, label in items:
             label = -1 if self.unlabelled else label
             try:
@@ -236,8 +251,10 @@ class TrainShards(_Shards):
             last = item
             yield item
         if pending:
-            raise DatasetMissing(f"no readable image in this loader worker's part of {self.split.name} (first "
-                                 f"unreadable: {self.describe(pending[0][0])}: {pending[0][1]})")
+            raise DatasetMissing(
+                f"no readable image in this loader worker's part of {self.split.name} (first "
+                f"unreadable: {self.describe(pending[0][0])}: {pending[0][1]})"
+            )
 
 
 class EvalShards(_Shards):
@@ -266,8 +283,10 @@ def shard_datasets(cfg: Any, reader: Any) -> tuple[dict[str, Any], tuple[str, ..
 
     def get(name: str) -> Split:
         if name not in index["splits"]:
-            raise DatasetMissing(f"{root / INDEX} has the splits {', '.join(index['splits'])}; {name!r} (data.train, "
-                                 "data.eval_train or data.test) is not among them")
+            raise DatasetMissing(
+                f"{root / INDEX} has the splits {', '.join(index['splits'])}; {name!r} (data.train, "
+                "data.eval_train or data.test) is not among them"
+            )
         if name not in splits:
             splits[name] = Split(root, name, index["splits"][name])
         return splits[name]
@@ -277,12 +296,16 @@ def shard_datasets(cfg: Any, reader: Any) -> tuple[dict[str, Any], tuple[str, ..
         if not s.classes:
             raise DatasetMissing(f"the {s.name} shards under {root} have no class labels; evaluation splits need them")
     if test.classes != bank.classes:
-        raise DatasetMissing(f"the {test.name} shards have classes {list(test.classes)}, the {bank.name} shards "
-                             f"{list(bank.classes)}; the evaluation splits need the same classes")
+        raise DatasetMissing(
+            f"the {test.name} shards have classes {list(test.classes)}, the {bank.name} shards "
+            f"{list(bank.classes)}; the evaluation splits need the same classes"
+        )
     train_names = [str(n) for n in cfg.train]
     if len(train_names) != 1:
-        raise DatasetMissing(f"data.storage=shards reads one pretraining split (data.train={train_names}); shard the "
-                             "splits into one folder first")
+        raise DatasetMissing(
+            f"data.storage=shards reads one pretraining split (data.train={train_names}); shard the "
+            "splits into one folder first"
+        )
     train = get(train_names[0])
     seed, size = int(cfg.split_seed), int(cfg.image_size)
 
@@ -291,10 +314,16 @@ def shard_datasets(cfg: Any, reader: Any) -> tuple[dict[str, Any], tuple[str, ..
         return None if idx is None else s.positions(idx.numpy())
 
     datasets: dict[str, Any] = {
-        "train": TrainShards(train, keep(train, fraction=cfg.fraction, offset=0), reader, int(torch.initial_seed()),
-                             int(cfg.get("shuffle_buffer", 1000)),
-                             unlabelled=str(cfg.get("labels", "auto")) == "false"),
-        "bank": EvalShards(bank, None, size), "test": EvalShards(test, None, size),
+        "train": TrainShards(
+            train,
+            keep(train, fraction=cfg.fraction, offset=0),
+            reader,
+            int(torch.initial_seed()),
+            int(cfg.get("shuffle_buffer", 1000)),
+            unlabelled=str(cfg.get("labels", "auto")) == "false",
+        ),
+        "bank": EvalShards(bank, None, size),
+        "test": EvalShards(test, None, size),
         "val": EvalShards(test, keep(test, size=cfg.val_size, offset=1), size),
     }
     if cfg.bank_size is not None:

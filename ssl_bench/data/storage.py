@@ -26,7 +26,6 @@ from ssl_bench.data.stream import (
 log = logging.getLogger("ssl_bench")
 
 
-
 def _splits(cfg: Any) -> list[str]:
     return list(dict.fromkeys([*[str(s) for s in cfg.train], str(cfg.eval_train), str(cfg.test)]))
 
@@ -54,8 +53,10 @@ def check_root(cfg: Any) -> Path:
 def decoded_gb(cfg: Any) -> tuple[int, float]:
     """(images, GB) the memory path would hold: every split folder once, uint8 3 x size x size."""
     root = str(_root(cfg.root))
-    n = sum(len(scan(root, split, "true" if split in (str(cfg.eval_train), str(cfg.test)) else str(cfg.labels))[0])
-            for split in _splits(cfg))
+    n = sum(
+        len(scan(root, split, "true" if split in (str(cfg.eval_train), str(cfg.test)) else str(cfg.labels))[0])
+        for split in _splits(cfg)
+    )
     return n, n * 3 * int(cfg.image_size) ** 2 / 1e9
 
 
@@ -73,18 +74,27 @@ def resolve_storage(cfg: Any) -> str:
             n, gb = decoded_gb(cfg)
             budget = float(cfg.get("memory_budget_gb", 8.0))
             storage = "memory" if gb <= budget else "stream"
-            log.info("data.storage=auto: %d images at %d px = %.2f GB decoded, data.memory_budget_gb=%g -> %s",
-                     n, int(cfg.image_size), gb, budget, storage)
+            log.info(
+                "data.storage=auto: %d images at %d px = %.2f GB decoded, data.memory_budget_gb=%g -> %s",
+                n,
+                int(cfg.image_size),
+                gb,
+                budget,
+                storage,
+            )
     elif storage == "shards" and not has_index(root):
         from ssl_bench.data.shards import load_index
 
-        load_index(root)       # raises, naming the missing index and the command that writes it
+        load_index(root)  # raises, naming the missing index and the command that writes it
     elif storage != "shards" and has_index(root):
-        raise DatasetMissing(f"{root} holds shards ({root}/index.json), not image folders; use data.storage=shards "
-                             "or auto")
+        raise DatasetMissing(
+            f"{root} holds shards ({root}/index.json), not image folders; use data.storage=shards or auto"
+        )
     if str(cfg.get("decode", "cpu")) == "device" and storage == "memory":
-        raise DataUnavailable("data.decode=device decodes streamed files on the GPU; it needs data.storage=stream "
-                              "or shards (the memory path decodes once, on the CPU)")
+        raise DataUnavailable(
+            "data.decode=device decodes streamed files on the GPU; it needs data.storage=stream "
+            "or shards (the memory path decodes once, on the CPU)"
+        )
     return storage
 
 
@@ -94,13 +104,15 @@ def train_reader(cfg: Any, augment: Any, device: bool) -> Any:
     from ssl_bench.data.augment import TorchvisionViews, views_from_config
 
     size = int(cfg.image_size)
-    if augment is None:     # evaluation only (ssl-bench-eval): the training set is never read
+    if augment is None:  # evaluation only (ssl-bench-eval): the training set is never read
         return CropReader([(float(cfg.crop_min_scale), 1.0)] * 2, size)
     per_view = views_from_config(augment, size)
     if augment.get("backend", "batched") == "torchvision":
         if device:
-            raise DataUnavailable("data.decode=device needs augment.backend=batched (the per-image torchvision "
-                                  "pipeline runs in the loader workers, on the CPU)")
+            raise DataUnavailable(
+                "data.decode=device needs augment.backend=batched (the per-image torchvision "
+                "pipeline runs in the loader workers, on the CPU)"
+            )
         return TorchvisionReader(TorchvisionViews(per_view, size, cfg.mean, cfg.std), size)
     scales = [(v.crop_min_scale, v.crop_max_scale) for v in per_view]
     return DeviceReader(scales, size) if device else CropReader(scales, size)
@@ -120,9 +132,11 @@ def folder_lists(cfg: Any) -> tuple[dict[str, FileList], tuple[str, ...]]:
     bank, classes = get(str(cfg.eval_train), True)
     test, test_classes = get(str(cfg.test), True)
     if test_classes != classes:
-        raise DatasetMissing(f"{Path(root) / str(cfg.test)} has classes {list(test_classes)}, "
-                             f"{Path(root) / str(cfg.eval_train)} has {list(classes)}; the evaluation splits need the "
-                             "same class folders")
+        raise DatasetMissing(
+            f"{Path(root) / str(cfg.test)} has classes {list(test_classes)}, "
+            f"{Path(root) / str(cfg.eval_train)} has {list(classes)}; the evaluation splits need the "
+            "same class folders"
+        )
     train = FileList.concat([get(str(name), False)[0] for name in cfg.train])
     return {"train": train, "bank": bank, "test": test}, classes
 
@@ -148,16 +162,31 @@ def build_stream_datamodule(cfg: Any, augment: Any = None, storage: str = "strea
     else:
         lists, classes = folder_lists(cfg)
         train, bank, test = lists["train"], lists["bank"], lists["test"]
-        datasets = {"train": TrainFiles(_take(train, subset_indices(len(train), fraction=cfg.fraction, seed=seed)),
-                                        reader),
-                    "bank": EvalFiles(bank, size), "test": EvalFiles(test, size),
-                    "val": EvalFiles(_take(test, subset_indices(len(test), size=cfg.val_size, seed=seed + 1)), size)}
+        datasets = {
+            "train": TrainFiles(_take(train, subset_indices(len(train), fraction=cfg.fraction, seed=seed)), reader),
+            "bank": EvalFiles(bank, size),
+            "test": EvalFiles(test, size),
+            "val": EvalFiles(_take(test, subset_indices(len(test), size=cfg.val_size, seed=seed + 1)), size),
+        }
         if cfg.bank_size is not None:
-            datasets["monitor_bank"] = EvalFiles(_take(bank, subset_indices(len(bank), size=cfg.bank_size,
-                                                                            seed=seed + 2)), size)
+            datasets["monitor_bank"] = EvalFiles(
+                _take(bank, subset_indices(len(bank), size=cfg.bank_size, seed=seed + 2)), size
+            )
     workers = int(cfg.num_workers)
     if workers == 0:
-        log.warning("data.storage=%s with data.num_workers=0: images are decoded in the training process; set "
-                    "data.num_workers to the CPU cores the loader may use", storage)
-    return StreamDataModule(datasets, classes, size, int(cfg.batch_size), int(cfg.eval_batch_size), workers,
-                            bool(cfg.pin_memory), str(cfg.get("on_corrupt", "skip")), "cuda" if device else None)
+        log.warning(
+            "data.storage=%s with data.num_workers=0: images are decoded in the training process; set "
+            "data.num_workers to the CPU cores the loader may use",
+            storage,
+        )
+    return StreamDataModule(
+        datasets,
+        classes,
+        size,
+        int(cfg.batch_size),
+        int(cfg.eval_batch_size),
+        workers,
+        bool(cfg.pin_memory),
+        str(cfg.get("on_corrupt", "skip")),
+        "cuda" if device else None,
+    )

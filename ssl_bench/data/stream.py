@@ -43,21 +43,22 @@ from ssl_bench.data.images import CorruptImage, decode, scan_folder
 
 log = logging.getLogger("ssl_bench")
 
-MAX_TRIES = 16        # consecutive unreadable files before a training item gives up
+MAX_TRIES = 16  # consecutive unreadable files before a training item gives up
 
 
 class Encoded(NamedTuple):
     """``data.decode=device``: what a worker hands over instead of pixels."""
-    data: Any          # uint8 1-d tensor of the file's bytes (a list of them in a batch)
+
+    data: Any  # uint8 1-d tensor of the file's bytes (a list of them in a batch)
     boxes: torch.Tensor  # [V, 4] crop boxes (top, left, height, width), [B, V, 4] in a batch
 
 
 class Item(NamedTuple):
-    x: Any             # training: views [V, 3, S, S] uint8 (or normalised float views, or Encoded); eval: [3, S, S]
+    x: Any  # training: views [V, 3, S, S] uint8 (or normalised float views, or Encoded); eval: [3, S, S]
     label: int
-    index: int         # id of the image this item holds (its index in the split listing)
-    bad: int           # id of an unreadable file met on the way (-1: none)
-    error: str         # its error ("" when none)
+    index: int  # id of the image this item holds (its index in the split listing)
+    bad: int  # id of an unreadable file met on the way (-1: none)
+    error: str  # its error ("" when none)
 
 
 def collate_items(items: list[Item]) -> Item:
@@ -74,6 +75,7 @@ def collate_items(items: list[Item]) -> Item:
 class FileList:
     """Image files under one root: encoded relative paths (numpy bytes), int64 labels (-1: none) and
     ids (each file's index in its split listing, increasing; items and messages name images by it)."""
+
     root: str
     rel: np.ndarray
     labels: np.ndarray
@@ -99,7 +101,7 @@ class FileList:
         width = max(p.rel.dtype.itemsize for p in parts)
         rel = np.concatenate([p.rel.astype(f"S{width}") for p in parts])
         offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
-        ids = np.concatenate([p.ids + o for p, o in zip(parts, offsets)])   # positions in the concatenation
+        ids = np.concatenate([p.ids + o for p, o in zip(parts, offsets)])  # positions in the concatenation
         return FileList(parts[0].root, rel, np.concatenate([p.labels for p in parts]), ids)
 
 
@@ -190,11 +192,13 @@ class TrainFiles(Dataset):
             j = (i + k) % len(f)
             try:
                 return Item(self.reader(f.path(j)), int(f.labels[j]), int(f.ids[j]), bad, error)
-            except Exception as err:      # PIL raises several types for truncated / non-image files
+            except Exception as err:  # PIL raises several types for truncated / non-image files
                 if bad < 0:
                     bad, error = int(f.ids[j]), error_text(err)
-        raise CorruptImage(f"{MAX_TRIES} unreadable images in a row from {self.files.path(i)} on "
-                           f"(first: {error}); is the data folder intact?")
+        raise CorruptImage(
+            f"{MAX_TRIES} unreadable images in a row from {self.files.path(i)} on "
+            f"(first: {error}); is the data folder intact?"
+        )
 
 
 class EvalFiles(Dataset):
@@ -259,9 +263,18 @@ class StreamDataModule(pl.LightningDataModule):
     ``monitor_bank``, ``val`` and ``test`` datasets over files or shards, with the interface of
     ``InMemoryDataModule``: ``train_dataloader``, ``val_dataloader`` (``[bank, val]``), ``eval_loaders``."""
 
-    def __init__(self, datasets: dict[str, Dataset], classes: tuple[str, ...], image_size: int, batch_size: int,
-                 eval_batch_size: int, num_workers: int = 0, pin_memory: bool = False, on_corrupt: str = "skip",
-                 decode_device: str | None = None):
+    def __init__(
+        self,
+        datasets: dict[str, Dataset],
+        classes: tuple[str, ...],
+        image_size: int,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        on_corrupt: str = "skip",
+        decode_device: str | None = None,
+    ):
         super().__init__()
         self.datasets, self.classes = datasets, classes
         self.image_size = image_size
@@ -294,21 +307,31 @@ class StreamDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, train: bool, split_ranks: bool = True, persistent: bool = True) -> DataLoader:
         ds = self.datasets[name]
-        kwargs: dict[str, Any] = dict(batch_size=self.batch_size if train else self.eval_batch_size,
-                                      num_workers=self.num_workers, collate_fn=collate_items,
-                                      pin_memory=self.pin_memory,
-                                      persistent_workers=persistent and self.num_workers > 0, drop_last=train)
-        if isinstance(ds, IterableDataset):      # shards: the dataset splits itself by rank and worker
+        kwargs: dict[str, Any] = dict(
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_items,
+            pin_memory=self.pin_memory,
+            persistent_workers=persistent and self.num_workers > 0,
+            drop_last=train,
+        )
+        if isinstance(ds, IterableDataset):  # shards: the dataset splits itself by rank and worker
             rank, world = self._dist() if split_ranks else (0, 1)
             ds = copy.copy(ds).configure(rank=rank, world_size=world, batch_size=kwargs["batch_size"])
             epoch_fn = (lambda: int(self.trainer.current_epoch)) if self.trainer is not None else None
             return EpochLoader(ds, epoch_fn=epoch_fn, **kwargs)
         rank, world = self._dist()
-        if world > 1 and train:          # file lists: the seeded sampler of memory mode (same global order)
-            sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, drop_last=True,
-                                         seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+        if world > 1 and train:  # file lists: the seeded sampler of memory mode (same global order)
+            sampler = DistributedSampler(
+                ds,
+                num_replicas=world,
+                rank=rank,
+                shuffle=True,
+                drop_last=True,
+                seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            )
             return DataLoader(ds, sampler=sampler, **kwargs)
-        if world > 1 and split_ranks:    # evaluation: this rank's contiguous part, gathered in rank order
+        if world > 1 and split_ranks:  # evaluation: this rank's contiguous part, gathered in rank order
             n = len(ds)
             ds = Subset(ds, range(n * rank // world, n * (rank + 1) // world))
         return DataLoader(ds, shuffle=train, **kwargs)
@@ -318,8 +341,10 @@ class StreamDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> list[DataLoader]:
         # workers started per monitor pass: persistent ones would sit idle, holding memory, between passes
-        return [self._loader(self._split("monitor_bank", "bank", "train"), False, persistent=False),
-                self._loader("val", False, persistent=False)]
+        return [
+            self._loader(self._split("monitor_bank", "bank", "train"), False, persistent=False),
+            self._loader("val", False, persistent=False),
+        ]
 
     def eval_loaders(self, split: str = "test") -> tuple[Checked, Checked]:
         """(bank = unaugmented labelled training images, queries = ``split``), whole splits, yielding
@@ -327,8 +352,10 @@ class StreamDataModule(pl.LightningDataModule):
         bank = self._split("bank", "train")
         if split not in self.datasets:
             raise KeyError(split)
-        return (Checked(self._loader(bank, False, split_ranks=False, persistent=False), self, bank),
-                Checked(self._loader(split, False, split_ranks=False, persistent=False), self, split))
+        return (
+            Checked(self._loader(bank, False, split_ranks=False, persistent=False), self, bank),
+            Checked(self._loader(split, False, split_ranks=False, persistent=False), self, split),
+        )
 
     # --- batches: unreadable images, device decoding ------------------------------------------------------
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -363,9 +390,11 @@ class StreamDataModule(pl.LightningDataModule):
                 if e:
                     bad[k], errors[k] = batch.index[k], e
                     if not ok:
-                        raise CorruptImage(f"no image of a training batch could be decoded on the device (first: "
-                                           f"{self.datasets[name].describe(int(batch.index[k]))}: {e})")
-                    x[k], y[k] = x[ok[k % len(ok)]], y[ok[k % len(ok)]]   # in place of the unreadable one
+                        raise CorruptImage(
+                            f"no image of a training batch could be decoded on the device (first: "
+                            f"{self.datasets[name].describe(int(batch.index[k]))}: {e})"
+                        )
+                    x[k], y[k] = x[ok[k % len(ok)]], y[ok[k % len(ok)]]  # in place of the unreadable one
         flagged = (bad >= 0).nonzero().flatten().tolist()
         if flagged:
             self._note(name, [(int(bad[k]), errors[k]) for k in flagged])
@@ -378,8 +407,9 @@ class StreamDataModule(pl.LightningDataModule):
         ds = self.datasets[name]
         if self.on_corrupt == "error":
             i, err = found[0]
-            raise CorruptImage(f"unreadable image {ds.describe(i)} ({err}); set data.on_corrupt=skip to skip "
-                               "unreadable files")
+            raise CorruptImage(
+                f"unreadable image {ds.describe(i)} ({err}); set data.on_corrupt=skip to skip unreadable files"
+            )
         seen = self._bad.setdefault(name, {})
         for i, err in found:
             seen.setdefault(i, err)
@@ -394,5 +424,13 @@ class StreamDataModule(pl.LightningDataModule):
             done.update(new)
             ds = self.datasets[name]
             what = "training used the next readable images instead" if name == "train" else "left out of the evaluation"
-            log.warning("skipped %d unreadable image%s of %d in %s (first: %s: %s); %s", len(new), "s" * (len(new) > 1),
-                        len(ds), name, ds.describe(new[0]), seen[new[0]], what)
+            log.warning(
+                "skipped %d unreadable image%s of %d in %s (first: %s: %s); %s",
+                len(new),
+                "s" * (len(new) > 1),
+                len(ds),
+                name,
+                ds.describe(new[0]),
+                seen[new[0]],
+                what,
+            )

@@ -71,7 +71,7 @@ class EvalAppCfg:
     seed: int = 0
     device: str = "auto"
     num_threads: int = num(0, lo=0)
-    logger: Logger = field(default_factory=Logger)   # the pretraining app's logger group and schema
+    logger: Logger = field(default_factory=Logger)  # the pretraining app's logger group and schema
 
 
 def validate(cfg: DictConfig) -> Source:
@@ -85,12 +85,13 @@ def validate(cfg: DictConfig) -> Source:
     except ConfigError as err:
         raise EvalError(str(err)) from None
     if cfg.data is not None and not isinstance(cfg.data, DictConfig):
-        raise EvalError(f"data={cfg.data!r}: expected null or overrides of the pretraining data config "
-                        "(+data.KEY=VALUE)")
+        raise EvalError(
+            f"data={cfg.data!r}: expected null or overrides of the pretraining data config (+data.KEY=VALUE)"
+        )
     if not (cfg.device in ("auto", "cpu") or str(cfg.device).startswith("cuda")):
         raise EvalError(f"device={cfg.device!r} is not allowed; allowed: auto, cpu, cuda, cuda:N")
     source = resolve_source(cfg.source)
-    if cfg.data is not None and source.record is not None:   # check data overrides before any work
+    if cfg.data is not None and source.record is not None:  # check data overrides before any work
         pretrain_data = (load_record(source.record).get("config") or {}).get("data")
         if isinstance(pretrain_data, dict):
             data_config(OmegaConf.create(pretrain_data), cfg.data)
@@ -125,7 +126,7 @@ def _app(cfg: DictConfig) -> float | None:
         source = validate(cfg)
         hc = HydraConfig.get()
         record = run_eval(cfg, source, hc.runtime.output_dir, list(hc.overrides.task))
-    except UserError as err:      # one line, exit 2 (raised here, Hydra would add its own lines)
+    except UserError as err:  # one line, exit 2 (raised here, Hydra would add its own lines)
         print(f"{PROG}: error: {err}", file=sys.stderr)
         sys.exit(2)
     print_eval_summary(record, hc.runtime.output_dir)

@@ -45,8 +45,10 @@ def _timm_recipe(name: str, kwargs: dict[str, Any], backbone: nn.Module, stem: s
     lines = ["import timm, torch", f"model = timm.create_model({name!r}, num_classes=0{_kwargs_src(kwargs)})"]
     if stem == "small":
         conv1 = backbone.conv1
-        lines.append(f"model.conv1 = torch.nn.Conv2d({conv1.in_channels}, {conv1.out_channels}, 3, {stride}, 1, "
-                     "bias=False); model.maxpool = torch.nn.Identity()")
+        lines.append(
+            f"model.conv1 = torch.nn.Conv2d({conv1.in_channels}, {conv1.out_channels}, 3, {stride}, 1, "
+            "bias=False); model.maxpool = torch.nn.Identity()"
+        )
     lines.append(LOAD_LINE)
     return lines
 
@@ -67,8 +69,10 @@ def _convnet_recipe(backbone: nn.Module) -> list[str]:
 def backbone_state_dict(backbone: nn.Module) -> dict[str, torch.Tensor]:
     """Detached, contiguous CPU copies of the backbone's parameters and persistent buffers (names as
     in the uncompiled module)."""
-    return {k.replace("_orig_mod.", ""): v.detach().to("cpu", copy=True).contiguous()
-            for k, v in backbone.state_dict().items()}
+    return {
+        k.replace("_orig_mod.", ""): v.detach().to("cpu", copy=True).contiguous()
+        for k, v in backbone.state_dict().items()
+    }
 
 
 def export_backbone(model: Any, run_dir: str | Path, checkpoint: str | Path | None = None) -> Path:
@@ -110,7 +114,7 @@ def export_backbone(model: Any, run_dir: str | Path, checkpoint: str | Path | No
         "checkpoint": None if checkpoint is None else checkpoint_stamp(checkpoint),
         "how_to_load": recipe,
         "preprocess": "features = model((images.float() / 255 - torch.tensor(mean).view(1, -1, 1, 1)) "
-                      "/ torch.tensor(std).view(1, -1, 1, 1))   # images: uint8 [N, C, H, W]",
+        "/ torch.tensor(std).view(1, -1, 1, 1))   # images: uint8 [N, C, H, W]",
     }
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -19,23 +19,31 @@ log = logging.getLogger("ssl_bench")
 
 FEATURES_DIR = "features"
 CACHE_VERSION = 1
-LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "pin_memory")   # do not change features
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "pin_memory")  # do not change features
 
 
 def feature_key(checkpoint: Path, data: DictConfig, split: str) -> str:
     from ssl_bench.eval.export import checkpoint_stamp
 
     content = {k: v for k, v in OmegaConf.to_container(data, resolve=True).items() if k not in LOADER_KEYS}
-    blob = json.dumps({"version": CACHE_VERSION, "checkpoint": checkpoint_stamp(checkpoint),
-                       "data": content, "split": split}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"version": CACHE_VERSION, "checkpoint": checkpoint_stamp(checkpoint), "data": content, "split": split},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def progress() -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[info]}"))
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
 
 
 def tracked(loader: Iterable[Any], bar: Any, description: str) -> Iterator[Any]:
@@ -57,8 +65,14 @@ def extract_features(model: Any, split: str, data: DictConfig, device: Any) -> d
     with progress() as bar:
         train_x, train_y = extract(model, tracked(train_loader, bar, "features: train"), device)
         eval_x, eval_y = extract(model, tracked(eval_loader, bar, f"features: {split}"), device)
-    return {"train_x": train_x.cpu(), "train_y": train_y.cpu(), "eval_x": eval_x.cpu(), "eval_y": eval_y.cpu(),
-            "num_classes": int(dm.num_classes), "split": str(split)}
+    return {
+        "train_x": train_x.cpu(),
+        "train_y": train_y.cpu(),
+        "eval_x": eval_x.cpu(),
+        "eval_y": eval_y.cpu(),
+        "num_classes": int(dm.num_classes),
+        "split": str(split),
+    }
 
 
 def cached_features(path: Path) -> dict[str, Any] | None:
@@ -68,7 +82,7 @@ def cached_features(path: Path) -> dict[str, Any] | None:
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:   # a partial or stale file: extract again
+    except Exception as err:  # a partial or stale file: extract again
         log.warning("features: ignoring unreadable cache %s (%s)", path, err)
         return None
 

@@ -21,8 +21,9 @@ from ssl_bench.eval.metrics import normalized_std, rankme
 
 
 @torch.no_grad()
-def extract(model: Any, loader: DataLoader, device: torch.device, with_embedding: bool = False
-            ) -> tuple[torch.Tensor, ...]:
+def extract(
+    model: Any, loader: DataLoader, device: torch.device, with_embedding: bool = False
+) -> tuple[torch.Tensor, ...]:
     """(features, labels[, method embeddings]) of every image in ``loader``, model in eval mode."""
     was_training = model.training
     model.eval()
@@ -40,18 +41,31 @@ def extract(model: Any, loader: DataLoader, device: torch.device, with_embedding
 
 def shard(loader: DataLoader) -> DataLoader:
     """This rank's contiguous part of an evaluation loader (the loader itself in one process)."""
-    if hasattr(loader, "sharded"):      # streamed data (ssl_bench.data.stream.Checked) splits itself
+    if hasattr(loader, "sharded"):  # streamed data (ssl_bench.data.stream.Checked) splits itself
         return loader.sharded() if world()[1] > 1 else loader
     n = len(loader.dataset)  # type: ignore[arg-type]
     part = shard_range(n)
     if len(part) == n:
         return loader
-    return DataLoader(Subset(loader.dataset, part), batch_size=loader.batch_size, shuffle=False,
-                      num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory)
+    return DataLoader(
+        Subset(loader.dataset, part),
+        batch_size=loader.batch_size,
+        shuffle=False,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+    )
 
 
-def evaluate_frozen(model: Any, bank_loader: DataLoader, query_loader: DataLoader, num_classes: int,
-                    eval_cfg: Any, seed: int = 0, device: str | torch.device | None = None) -> dict[str, float]:
+def evaluate_frozen(
+    model: Any,
+    bank_loader: DataLoader,
+    query_loader: DataLoader,
+    num_classes: int,
+    eval_cfg: Any,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     original = next(model.parameters()).device
     model.to(device)
@@ -60,8 +74,17 @@ def evaluate_frozen(model: Any, bank_loader: DataLoader, query_loader: DataLoade
         query, query_y, z = (gather(t) for t in extract(model, shard(query_loader), device, with_embedding=True))
     finally:
         model.to(original)
-    linear = fit_linear_probe(bank, bank_y, query, query_y, num_classes, epochs=eval_cfg.linear_epochs,
-                              lr=eval_cfg.linear_lr, weight_decay=eval_cfg.linear_weight_decay, seed=seed)
+    linear = fit_linear_probe(
+        bank,
+        bank_y,
+        query,
+        query_y,
+        num_classes,
+        epochs=eval_cfg.linear_epochs,
+        lr=eval_cfg.linear_lr,
+        weight_decay=eval_cfg.linear_weight_decay,
+        seed=seed,
+    )
     z_std = normalized_std(z)
     return {
         "knn_acc": knn_accuracy(query, query_y, bank, bank_y, num_classes, eval_cfg.knn_k, eval_cfg.knn_t),
@@ -70,6 +93,6 @@ def evaluate_frozen(model: Any, bank_loader: DataLoader, query_loader: DataLoade
         "rankme": rankme(query),
         "z_std": z_std,
         "z_std_ratio": z_std * math.sqrt(z.shape[1]),
-        "z_rank": rankme(z),     # effective rank of the online output: ~1 = collapsed to a line
-        "n_eval": int(query.shape[0]),   # evaluation images: the accuracies' binomial error
+        "z_rank": rankme(z),  # effective rank of the online output: ~1 = collapsed to a line
+        "n_eval": int(query.shape[0]),  # evaluation images: the accuracies' binomial error
     }

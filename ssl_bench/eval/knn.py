@@ -29,7 +29,14 @@ def knn_predict(
     return torch.cat(scores)
 
 
-def knn_accuracy(query: torch.Tensor, query_labels: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor,
-                 num_classes: int, k: int = 200, temperature: float = 0.1) -> float:
+def knn_accuracy(
+    query: torch.Tensor,
+    query_labels: torch.Tensor,
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    num_classes: int,
+    k: int = 200,
+    temperature: float = 0.1,
+) -> float:
     pred = knn_predict(query, bank, bank_labels, num_classes, k, temperature).argmax(1)
     return (pred == query_labels).float().mean().item()

@@ -31,9 +31,9 @@ class EvalError(UserError):
 @dataclass(frozen=True)
 class Source:
     checkpoint: Path
-    run_dir: Path | None = None     # the pretraining run folder (None: a checkpoint outside one)
-    record: Path | None = None      # its record.json, when there is one
-    is_final: bool = False          # the checkpoint the record names (its backbone export belongs to the run)
+    run_dir: Path | None = None  # the pretraining run folder (None: a checkpoint outside one)
+    record: Path | None = None  # its record.json, when there is one
+    is_final: bool = False  # the checkpoint the record names (its backbone export belongs to the run)
 
     @property
     def home(self) -> Path:
@@ -54,23 +54,31 @@ def _named_checkpoint(run_dir: Path, record_path: Path | None, value: Any) -> Pa
         last = run_dir / LAST_CHECKPOINT
         if last.is_file():
             return last.resolve()
-        raise EvalError(f"source={value}: no checkpoint in {run_dir} (not an ssl-bench run folder: no record.json, "
-                        f"no {LAST_CHECKPOINT})")
+        raise EvalError(
+            f"source={value}: no checkpoint in {run_dir} (not an ssl-bench run folder: no record.json, "
+            f"no {LAST_CHECKPOINT})"
+        )
     named = checkpoint_path(_record(record_path), run_dir)
     if named is None:
-        raise EvalError(f"source={value}: no checkpoint in {run_dir}: its record names none (pretrain with "
-                        "trainer.checkpoint=true, or pass a .ckpt)")
+        raise EvalError(
+            f"source={value}: no checkpoint in {run_dir}: its record names none (pretrain with "
+            "trainer.checkpoint=true, or pass a .ckpt)"
+        )
     if not named.is_file():
-        raise EvalError(f"source={value}: no checkpoint in {run_dir}: its record names {named.relative_to(run_dir)}, "
-                        "which is not there (a copied folder needs its checkpoints/ too)")
+        raise EvalError(
+            f"source={value}: no checkpoint in {run_dir}: its record names {named.relative_to(run_dir)}, "
+            "which is not there (a copied folder needs its checkpoints/ too)"
+        )
     return named.resolve()
 
 
 def resolve_source(value: Any) -> Source:
     """``source`` -> checkpoint, run folder and record; ``EvalError`` when there is nothing to load."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise EvalError("source: missing; give a pretraining run folder, its record.json or a .ckpt "
-                        "(ssl-bench-eval source=runs/<date>/<time>_<method>)")
+        raise EvalError(
+            "source: missing; give a pretraining run folder, its record.json or a .ckpt "
+            "(ssl-bench-eval source=runs/<date>/<time>_<method>)"
+        )
     path = Path(str(value)).expanduser().resolve()
     if not path.exists():
         raise EvalError(f"source={value}: no such file or folder")
@@ -95,13 +103,17 @@ def check_identity(source: Source, ckpt: dict[str, Any]) -> None:
     if not source.is_final or source.record is None:
         return
     entry = _record(source.record).get("checkpoint")
-    if not isinstance(entry, dict):      # schema 1 records name a path only
+    if not isinstance(entry, dict):  # schema 1 records name a path only
         return
     file_id, file_step = checkpoint_run_id(ckpt), ckpt.get("global_step")
     if entry.get("run_id") and file_id and entry["run_id"] != file_id:
-        raise EvalError(f"source: {source.checkpoint} belongs to run {file_id}, but {source.record} is run "
-                        f"{entry['run_id']}: the checkpoint was replaced; evaluate the checkpoint file itself "
-                        "(source=<path>.ckpt) if that is what you want")
+        raise EvalError(
+            f"source: {source.checkpoint} belongs to run {file_id}, but {source.record} is run "
+            f"{entry['run_id']}: the checkpoint was replaced; evaluate the checkpoint file itself "
+            "(source=<path>.ckpt) if that is what you want"
+        )
     if entry.get("step") is not None and file_step is not None and int(entry["step"]) != int(file_step):
-        raise EvalError(f"source: {source.checkpoint} holds step {file_step}, but {source.record} names step "
-                        f"{entry['step']}: the file is not the one the record's metrics came from")
+        raise EvalError(
+            f"source: {source.checkpoint} holds step {file_step}, but {source.record} names step "
+            f"{entry['step']}: the file is not the one the record's metrics came from"
+        )

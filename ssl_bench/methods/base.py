@@ -31,7 +31,7 @@ from ssl_bench.eval.metrics import normalized_std, rankme
 from ssl_bench.models.backbones import build_backbone
 from ssl_bench.optim import lightning_optimization, split_decay
 
-EVAL_DEFAULTS = Eval()     # the schema's defaults, for configs saved before a key existed
+EVAL_DEFAULTS = Eval()  # the schema's defaults, for configs saved before a key existed
 
 
 class DivergedError(RuntimeError):
@@ -41,12 +41,12 @@ class DivergedError(RuntimeError):
 @dataclass
 class StepOutput:
     loss: torch.Tensor
-    features: torch.Tensor   # backbone features of the first view (feeds the online probe)
+    features: torch.Tensor  # backbone features of the first view (feeds the online probe)
     embedding: torch.Tensor  # ``embed`` of the first view (feeds the collapse monitor)
 
 
 class SSLMethod(pl.LightningModule):
-    throughput_unit = "img"   # what one training-batch element is (train/<unit>_per_s)
+    throughput_unit = "img"  # what one training-batch element is (train/<unit>_per_s)
 
     def __init__(self, cfg: DictConfig, num_classes: int):
         super().__init__()
@@ -58,14 +58,15 @@ class SSLMethod(pl.LightningModule):
         self.num_classes = num_classes
         self.backbone = build_backbone(**cfg.backbone)
         self.feat_dim: int = self.backbone.num_features
-        self.augment = BatchAugment(views_from_config(cfg.augment, cfg.data.image_size), cfg.data.image_size,
-                                    cfg.data.mean, cfg.data.std)
-        self._views_in_batch = cfg.augment.get("backend", "batched") == "torchvision"   # built per image by the loader
+        self.augment = BatchAugment(
+            views_from_config(cfg.augment, cfg.data.image_size), cfg.data.image_size, cfg.data.mean, cfg.data.std
+        )
+        self._views_in_batch = cfg.augment.get("backend", "batched") == "torchvision"  # built per image by the loader
         self.normalize = Normalize(cfg.data.mean, cfg.data.std)
         self.probe = nn.Linear(self.feat_dim, num_classes)
         self.build_heads()
         self._val: dict[int, list[tuple[torch.Tensor, ...]]] = defaultdict(list)
-        self.exported: str | None = None     # what on_fit_end wrote (the run record's ``export``)
+        self.exported: str | None = None  # what on_fit_end wrote (the run record's ``export``)
         self._channels_last = bool(cfg.trainer.get("channels_last", False))
 
     @classmethod
@@ -76,8 +77,7 @@ class SSLMethod(pl.LightningModule):
     def evaluate(self, datamodule: Any) -> dict[str, float]:
         """Frozen-backbone evaluation on the test split: run before training (``init``) and after
         it (``final``)."""
-        return evaluate_frozen(self, *datamodule.eval_loaders("test"), self.num_classes, self.cfg.eval,
-                               self.cfg.seed)
+        return evaluate_frozen(self, *datamodule.eval_loaders("test"), self.num_classes, self.cfg.eval, self.cfg.seed)
 
     def final_status(self, final: dict[str, float]) -> str:
         """``collapsed`` when the online output collapsed completely (its spread, ``z_std_ratio``, fell
@@ -112,12 +112,12 @@ class SSLMethod(pl.LightningModule):
         return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
 
     def setup(self, stage: str) -> None:
-        if self._channels_last:   # before the strategy wraps the module (DDP's gradient buckets follow its layout)
+        if self._channels_last:  # before the strategy wraps the module (DDP's gradient buckets follow its layout)
             self.to(memory_format=torch.channels_last)
 
     def on_fit_start(self) -> None:
         if self.cfg.trainer.get("compile", False):
-            self.backbone.compile()      # in place: parameter names and checkpoints stay unchanged
+            self.backbone.compile()  # in place: parameter names and checkpoints stay unchanged
 
     def on_fit_end(self) -> None:
         """Export the backbone as a plain state_dict (``backbone.pt`` + ``backbone.json`` in the run
@@ -139,27 +139,34 @@ class SSLMethod(pl.LightningModule):
                 "lower optim.base_lr or add warmup (optim.warmup_epochs)"
             )
         logits = self.probe(out.features.detach())
-        labelled = y >= 0                  # -1: unlabelled images (e.g. STL-10 unlabeled) train no probe
+        labelled = y >= 0  # -1: unlabelled images (e.g. STL-10 unlabeled) train no probe
         n_lab = labelled.sum().clamp(min=1)
         probe_loss = F.cross_entropy(logits, y, ignore_index=-1, reduction="sum") / n_lab
-        n, sync = y.shape[0], self.trainer.world_size > 1      # several ranks: values averaged over them
-        self.log("train/loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=n,
-                 sync_dist=sync)
-        if batch_idx % self.trainer.log_every_n_steps == 0:   # monitors: sampled, each self.log has a cost
+        n, sync = y.shape[0], self.trainer.world_size > 1  # several ranks: values averaged over them
+        self.log(
+            "train/loss", out.loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=sync
+        )
+        if batch_idx % self.trainer.log_every_n_steps == 0:  # monitors: sampled, each self.log has a cost
             z = F.normalize(out.embedding.detach().float(), dim=1)
             acc = ((logits.argmax(1) == y) & labelled).sum() / n_lab
-            self.log_dict({"train/online_probe_acc": acc, "train/z_std": z.std(0).mean()},
-                          on_step=True, on_epoch=True, batch_size=n, sync_dist=sync)
+            self.log_dict(
+                {"train/online_probe_acc": acc, "train/z_std": z.std(0).mean()},
+                on_step=True,
+                on_epoch=True,
+                batch_size=n,
+                sync_dist=sync,
+            )
         return out.loss + probe_loss
 
     # --- monitors ----------------------------------------------------------------------------------
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int,
-                        dataloader_idx: int = 0) -> None:
+    def validation_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         x, y = batch
         feats = self(x)
-        if dataloader_idx == 0:            # kNN bank: unaugmented training images
+        if dataloader_idx == 0:  # kNN bank: unaugmented training images
             self._val[0].append((feats, y))
-        else:                              # held-out queries
+        else:  # held-out queries
             self._val[1].append((feats, y, self.embed(feats), self.probe(feats)))
 
     def on_validation_epoch_end(self) -> None:
@@ -169,7 +176,7 @@ class SSLMethod(pl.LightningModule):
             return
         bank, bank_y = parts[0]
         feats, y, z, logits = parts[1]
-        if self.trainer.world_size > 1:   # each rank scored its shard: all of them, in order, on every rank
+        if self.trainer.world_size > 1:  # each rank scored its shard: all of them, in order, on every rank
             bank, bank_y, feats, y, z, logits = (gather(t) for t in (bank, bank_y, feats, y, z, logits))
         e = self.cfg.eval
         self.log_dict(
@@ -179,7 +186,7 @@ class SSLMethod(pl.LightningModule):
                 "val/z_std": normalized_std(z),
                 "val/rankme": rankme(feats),
             },
-            sync_dist=self.trainer.world_size > 1,     # the same values on every rank: the mean is the value
+            sync_dist=self.trainer.world_size > 1,  # the same values on every rank: the mean is the value
         )
 
     # --- optimisation -------------------------------------------------------------------------------

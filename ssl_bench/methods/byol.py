@@ -33,7 +33,7 @@ class BYOL(SSLMethod):
             t2 = self.target_projector(self.target_backbone(x2))
         p1 = self.predictor(z1)
         loss = byol_loss(p1, t2)
-        if self.mcfg.symmetric:            # the paper's symmetrised loss: L + L~
+        if self.mcfg.symmetric:  # the paper's symmetrised loss: L + L~
             p2 = self.predictor(self.projector(self.backbone(x2)))
             with torch.no_grad():
                 t1 = self.target_projector(self.target_backbone(x1))
@@ -41,13 +41,13 @@ class BYOL(SSLMethod):
         return StepOutput(loss, f1, p1)
 
     def on_train_start(self) -> None:
-        self._ema_step = self.global_step   # optimizer steps the target has followed (a resume restores it)
+        self._ema_step = self.global_step  # optimizer steps the target has followed (a resume restores it)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # One EMA update per optimizer step. Under gradient accumulation Lightning also steps after
         # the last, partial accumulation of an epoch, so compare optimizer steps, not batch indices.
         if self.global_step == self._ema_step:
-            return                          # no optimizer step happened
+            return  # no optimizer step happened
         self._ema_step = self.global_step
         total = int(self.trainer.estimated_stepping_batches)
         self.tau = tau_at(self.global_step, total, self.mcfg.tau_base, self.mcfg.tau_schedule)

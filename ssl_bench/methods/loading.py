@@ -22,7 +22,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], DictConfig]:
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:   # a truncated or foreign file: say which, in one line
+    except Exception as err:  # a truncated or foreign file: say which, in one line
         raise CheckpointError(f"source: cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
     cfg = (ckpt.get("hyper_parameters") or {}).get("cfg") if isinstance(ckpt, dict) else None
     if not isinstance(cfg, dict) or "method" not in cfg:
@@ -38,11 +38,13 @@ def build_image_method(ckpt: dict[str, Any], pcfg: DictConfig) -> Any:
     cls = METHODS.get(name)
     if cls is None or not issubclass(cls, SSLMethod):
         kind = "a masked-LM run" if name == "mlm" else f"method={name!r}"
-        raise CheckpointError(f"source is {kind}: ssl-bench-eval evaluates image methods "
-                              f"({', '.join(n for n, c in METHODS.items() if issubclass(c, SSLMethod))}); "
-                              "masked LMs report held-out perplexity in their own record")
+        raise CheckpointError(
+            f"source is {kind}: ssl-bench-eval evaluates image methods "
+            f"({', '.join(n for n, c in METHODS.items() if issubclass(c, SSLMethod))}); "
+            "masked LMs report held-out perplexity in their own record"
+        )
     pcfg = pcfg.copy()
-    pcfg.backbone.pretrained = False          # the checkpoint has the weights: never download any
+    pcfg.backbone.pretrained = False  # the checkpoint has the weights: never download any
     model = cls(pcfg, int(ckpt["hyper_parameters"]["num_classes"]))
     model.load_state_dict(ckpt["state_dict"])
     model.eval().requires_grad_(False)

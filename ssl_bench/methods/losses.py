@@ -31,9 +31,9 @@ def nt_xent(
     if z1_all is None or z2_all is None:
         z1_all, z2_all, offset = z1, z2, 0
     n, n_all = z1.shape[0], z1_all.shape[0]
-    anchors = torch.cat([z1, z2])                      # [2n, d]
-    candidates = torch.cat([z1_all, z2_all])           # [2N, d]
-    logits = anchors @ candidates.T / temperature      # [2n, 2N]
+    anchors = torch.cat([z1, z2])  # [2n, d]
+    candidates = torch.cat([z1_all, z2_all])  # [2N, d]
+    logits = anchors @ candidates.T / temperature  # [2n, 2N]
     idx = torch.arange(n, device=z1.device) + offset
     self_idx = torch.cat([idx, idx + n_all])
     pos_idx = torch.cat([idx + n_all, idx])

@@ -35,18 +35,28 @@ def build_roberta(mcfg: Any, vocab_size: int, max_length: int) -> Any:
     from transformers import RobertaConfig, RobertaForMaskedLM
 
     config = RobertaConfig(
-        vocab_size=vocab_size, hidden_size=mcfg.hidden_size, num_hidden_layers=mcfg.num_layers,
-        num_attention_heads=mcfg.num_heads, intermediate_size=mcfg.intermediate_size,
-        hidden_dropout_prob=mcfg.hidden_dropout, attention_probs_dropout_prob=mcfg.attention_dropout,
-        max_position_embeddings=max_length + PAD + 1,   # RoBERTa positions start after the padding id
-        type_vocab_size=1, layer_norm_eps=1e-5, initializer_range=mcfg.initializer_range,
-        pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, tie_word_embeddings=True,
+        vocab_size=vocab_size,
+        hidden_size=mcfg.hidden_size,
+        num_hidden_layers=mcfg.num_layers,
+        num_attention_heads=mcfg.num_heads,
+        intermediate_size=mcfg.intermediate_size,
+        hidden_dropout_prob=mcfg.hidden_dropout,
+        attention_probs_dropout_prob=mcfg.attention_dropout,
+        max_position_embeddings=max_length + PAD + 1,  # RoBERTa positions start after the padding id
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        initializer_range=mcfg.initializer_range,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        tie_word_embeddings=True,
     )
     return RobertaForMaskedLM(config)
 
 
-def masked_nll(model: Any, ids: torch.Tensor, attn: torch.Tensor, labels: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def masked_nll(
+    model: Any, ids: torch.Tensor, attn: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(summed NLL, number of correct predictions, targets) over the masked positions only."""
     hidden = model.roberta(input_ids=ids, attention_mask=attn).last_hidden_state
     sel = labels != IGNORE
@@ -58,7 +68,7 @@ def masked_nll(model: Any, ids: torch.Tensor, attn: torch.Tensor, labels: torch.
 
 
 class MLM(pl.LightningModule):
-    throughput_unit = "seq"   # one batch element = one packed sequence; tokens/s is logged too
+    throughput_unit = "seq"  # one batch element = one packed sequence; tokens/s is logged too
 
     def __init__(self, cfg: DictConfig, tokenizer: Any, unigram_logp: torch.Tensor):
         super().__init__()
@@ -67,7 +77,7 @@ class MLM(pl.LightningModule):
         self.tokenizer = tokenizer
         self.model = build_roberta(cfg.method, len(tokenizer), cfg.data.max_length)
         self.register_buffer("unigram_logp", unigram_logp.float(), persistent=False)
-        self.exported: str | None = None    # what on_fit_end wrote (the run record's ``export``)
+        self.exported: str | None = None  # what on_fit_end wrote (the run record's ``export``)
         self._val = torch.zeros(3, dtype=torch.float64)
         self._tokens = 0
         self._tokens_total, self._seconds_total = 0, 0.0
@@ -81,7 +91,7 @@ class MLM(pl.LightningModule):
         return cls(cfg, datamodule.tokenizer, datamodule.unigram_logp)
 
     def final_status(self, final: dict[str, float]) -> str:
-        return "finished"   # a masked LM has no collapse mode; divergence raises in training_step
+        return "finished"  # a masked LM has no collapse mode; divergence raises in training_step
 
     # --- training ------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
@@ -94,13 +104,21 @@ class MLM(pl.LightningModule):
                 f"loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
                 "lower optim.base_lr or add warmup (optim.warmup_epochs)"
             )
-        self._tokens = self._tokens + attn.sum()   # stays on the device: no per-step sync
-        sync = self.trainer.world_size > 1                  # several ranks: values averaged over them
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=ids.shape[0],
-                 sync_dist=sync)
-        if batch_idx % self.trainer.log_every_n_steps == 0:   # sampled, as the image methods' monitors
-            self.log("train/masked_acc", correct / n, on_step=True, on_epoch=True, batch_size=ids.shape[0],
-                     sync_dist=sync)
+        self._tokens = self._tokens + attn.sum()  # stays on the device: no per-step sync
+        sync = self.trainer.world_size > 1  # several ranks: values averaged over them
+        self.log(
+            "train/loss",
+            loss.detach(),
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=ids.shape[0],
+            sync_dist=sync,
+        )
+        if batch_idx % self.trainer.log_every_n_steps == 0:  # sampled, as the image methods' monitors
+            self.log(
+                "train/masked_acc", correct / n, on_step=True, on_epoch=True, batch_size=ids.shape[0], sync_dist=sync
+            )
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -109,13 +127,19 @@ class MLM(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._t1 = time.perf_counter()
-        if batch_idx == self.trainer.num_training_batches - 1:   # logged before the epoch's record is written
+        if batch_idx == self.trainer.num_training_batches - 1:  # logged before the epoch's record is written
             seconds = max(self._t1 - self._t0, 1e-9)
             tokens = int(self._tokens) * self.trainer.world_size
             self._tokens_total += tokens
             self._seconds_total += seconds
-            self.log("train/tokens_per_s", tokens / seconds, on_step=False, on_epoch=True, batch_size=1,
-                     sync_dist=self.trainer.world_size > 1)
+            self.log(
+                "train/tokens_per_s",
+                tokens / seconds,
+                on_step=False,
+                on_epoch=True,
+                batch_size=1,
+                sync_dist=self.trainer.world_size > 1,
+            )
 
     # --- held-out monitor ----------------------------------------------------------------------------
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
@@ -128,9 +152,10 @@ class MLM(pl.LightningModule):
         if self.trainer.sanity_checking or sums[2] == 0:
             return
         loss = (sums[0] / sums[2]).item()
-        self.log_dict({"val/loss": loss, "val/ppl": math.exp(min(loss, 700.0)),
-                       "val/masked_acc": (sums[1] / sums[2]).item()},
-                      sync_dist=self.trainer.world_size > 1)   # the same on every rank: the mean is the value
+        self.log_dict(
+            {"val/loss": loss, "val/ppl": math.exp(min(loss, 700.0)), "val/masked_acc": (sums[1] / sums[2]).item()},
+            sync_dist=self.trainer.world_size > 1,
+        )  # the same on every rank: the mean is the value
 
     # --- evaluation (random init and final) --------------------------------------------------------------
     @torch.no_grad()
@@ -143,7 +168,7 @@ class MLM(pl.LightningModule):
         was_training = self.training
         self.eval()
         nll_sum, uni_sum, correct_sum, count = 0.0, 0.0, 0, 0
-        for batch in shard(datamodule.heldout_loader()):     # this rank's part; the sums are added up
+        for batch in shard(datamodule.heldout_loader()):  # this rank's part; the sums are added up
             ids, attn, labels = (t.to(self.device) for t in batch)
             nll, correct, target = masked_nll(self.model, ids, attn, labels)
             nll_sum += nll.item()
@@ -156,8 +181,13 @@ class MLM(pl.LightningModule):
         if count == 0:
             raise ValueError("the held-out split has no masked token: raise data.heldout_fraction")
         loss = nll_sum / count
-        out = {"loss": loss, "ppl": math.exp(min(loss, 700.0)), "masked_acc": correct_sum / count,
-               "unigram_ppl": math.exp(uni_sum / count), "masked_tokens": count}
+        out = {
+            "loss": loss,
+            "ppl": math.exp(min(loss, 700.0)),
+            "masked_acc": correct_sum / count,
+            "unigram_ppl": math.exp(uni_sum / count),
+            "masked_tokens": count,
+        }
         if self._seconds_total > 0:
             out["tokens_per_s"] = self._tokens_total / self._seconds_total
         return out

@@ -36,8 +36,8 @@ class GlobalBatchNorm(_BatchNorm):
         dims = [0, *range(2, x.dim())]
         xf, c = x.float(), x.shape[1]
         count = torch.full((1,), xf.numel() / c, dtype=torch.float32, device=x.device)
-        first = all_reduce(torch.cat([count, xf.sum(dims)]))            # two passes, as BatchNorm computes:
-        n, mean = first[0], first[1:] / first[0]                       # the mean, then the squared deviations
+        first = all_reduce(torch.cat([count, xf.sum(dims)]))  # two passes, as BatchNorm computes:
+        n, mean = first[0], first[1:] / first[0]  # the mean, then the squared deviations
         shape = [1, c] + [1] * (x.dim() - 2)
         centred = xf - mean.view(shape)
         var = all_reduce((centred * centred).sum(dims)) / n
@@ -58,7 +58,8 @@ def _swap(module: nn.Module, to_global: bool) -> nn.Module:
     kind = nn.modules.batchnorm._BatchNorm
     out = module
     if (to_global and isinstance(module, kind) and not isinstance(module, GlobalBatchNorm)) or (
-            not to_global and isinstance(module, GlobalBatchNorm)):
+        not to_global and isinstance(module, GlobalBatchNorm)
+    ):
         cls = GlobalBatchNorm if to_global else _RegularBatchNorm
         out = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
         if module.affine:
@@ -89,4 +90,3 @@ class GlobalBatchNormSync(LayerSync):
 
 def layer_sync(gpu: bool) -> LayerSync:
     return TorchSyncBatchNorm() if gpu else GlobalBatchNormSync()
-

@@ -31,9 +31,9 @@ class Study:
     title: str = ""
     variant: str | None = None
     rules: tuple[dict[str, Any], ...] = ()
-    reference_metric: str | None = None   # which of the reference table's metrics to show (it may list several)
-    alpha: float = ALPHA                  # default significance level of the rules
-    value_range: tuple[float, float] | None = None   # the metric's possible values, display units
+    reference_metric: str | None = None  # which of the reference table's metrics to show (it may list several)
+    alpha: float = ALPHA  # default significance level of the rules
+    value_range: tuple[float, float] | None = None  # the metric's possible values, display units
     block: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -50,11 +50,20 @@ class Study:
         if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha <= 0.5:
             raise StudyError(f"study {name}: alpha={alpha!r}; allowed: a number in (0, 0.5]")
         span = _range(name, block.get("metric_range"), metric)
-        study = cls(name=name, rows=tuple(rows), columns=tuple(columns), metric=metric,
-                    metric_label=str(block.get("metric_label") or metric), title=str(block.get("title") or name),
-                    variant=block.get("variant"), rules=tuple(block.get("rules") or []),
-                    reference_metric=block.get("reference_metric"), alpha=float(alpha), value_range=span,
-                    block=dict(block))
+        study = cls(
+            name=name,
+            rows=tuple(rows),
+            columns=tuple(columns),
+            metric=metric,
+            metric_label=str(block.get("metric_label") or metric),
+            title=str(block.get("title") or name),
+            variant=block.get("variant"),
+            rules=tuple(block.get("rules") or []),
+            reference_metric=block.get("reference_metric"),
+            alpha=float(alpha),
+            value_range=span,
+            block=dict(block),
+        )
         for i, rule in enumerate(study.rules):
             check_rule(i, rule, study)
         return study
@@ -80,8 +89,12 @@ class Study:
 def _range(name: str, value: Any, metric: str) -> tuple[float, float] | None:
     if value is None:
         return metric_range(metric)
-    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and value[0] < value[1]
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        and value[0] < value[1]
+    )
     if not ok:
         raise StudyError(f"study {name}: metric_range={value!r}; allowed: [low, high] in table units")
     return float(value[0]), float(value[1])
@@ -160,8 +173,10 @@ def check_rule(i: int, rule: Any, study: Study) -> None:
     if span is not None and "margin" in rule:
         effect = (span[1] - span[0]) * (2 if name == "larger_drop" else 1)
         if abs(float(rule["margin"])) >= effect:
-            raise StudyError(f"{where}: margin {rule['margin']} is larger than any possible effect ({effect:g}: "
-                              f"{study.metric} spans {span[0]:g}-{span[1]:g}): the rule cannot fail")
+            raise StudyError(
+                f"{where}: margin {rule['margin']} is larger than any possible effect ({effect:g}: "
+                f"{study.metric} spans {span[0]:g}-{span[1]:g}): the rule cannot fail"
+            )
 
 
 def _check_numbers(where: str, rule: dict[str, Any]) -> None:

@@ -36,10 +36,17 @@ from ssl_bench.report.rules import Verdict, evaluate_rules
 from ssl_bench.report.statistics import ALPHA, NeedsSeeds, Summary, welch
 from ssl_bench.report.values import MISSING, config_value, nkey, normalize, order_keys, short_key, show
 
-REPORT_DIR = "report"                      # <sweep>/report/: where a report's files go
+REPORT_DIR = "report"  # <sweep>/report/: where a report's files go
 REPLICATE = "seed"
-METRIC_HEADERS = {"knn_acc": "kNN %", "linear_acc": "linear %", "online_probe_acc": "online probe %",
-                  "masked_acc": "masked acc %", "ppl": "ppl", "z_std_ratio": "z_std x sqrt(d)", "rankme": "RankMe"}
+METRIC_HEADERS = {
+    "knn_acc": "kNN %",
+    "linear_acc": "linear %",
+    "online_probe_acc": "online probe %",
+    "masked_acc": "masked acc %",
+    "ppl": "ppl",
+    "z_std_ratio": "z_std x sqrt(d)",
+    "rankme": "RankMe",
+}
 BOOKKEEPING = ("logger", "hydra", "trainer.enable_progress_bar", "resume", "skip_finished", "name", "study")
 
 
@@ -163,8 +170,15 @@ class Table:
         return list(keys)
 
 
-def _fill(table_keys: Sequence[str], jobs: Sequence[Job], rows: list[tuple[Any, ...]], columns: list[tuple[Any, ...]],
-          nrow: int, metric: str, value: Any) -> dict[tuple[Any, Any], Cell]:
+def _fill(
+    table_keys: Sequence[str],
+    jobs: Sequence[Job],
+    rows: list[tuple[Any, ...]],
+    columns: list[tuple[Any, ...]],
+    nrow: int,
+    metric: str,
+    value: Any,
+) -> dict[tuple[Any, Any], Cell]:
     cells = {(nkey(r), nkey(c)): Cell(row=r, column=c, metric=metric) for r in rows for c in columns}
     for job in jobs:
         vals = tuple(value(job, k) for k in table_keys)
@@ -180,7 +194,7 @@ class StudyReport(Table):
     study: Study | None = None
     verdicts: list[Verdict] = field(default_factory=list)
     reference_path: Path | None = None
-    ignored: int = 0                       # records without this study's block
+    ignored: int = 0  # records without this study's block
 
     @property
     def reference_metrics(self) -> list[str]:
@@ -196,8 +210,13 @@ def pretraining(records: Sequence[tuple[dict[str, Any], str]]) -> list[tuple[dic
     return [(r, n) for r, n in records if r.get("job_type", "pretrain") != "eval"]
 
 
-def build_report(records: Sequence[tuple[dict[str, Any], str]], reference: str | Path | None = None,
-                 source: str = "", rules: str = "recorded", unreadable: Sequence[Unreadable] = ()) -> StudyReport:
+def build_report(
+    records: Sequence[tuple[dict[str, Any], str]],
+    reference: str | Path | None = None,
+    source: str = "",
+    rules: str = "recorded",
+    unreadable: Sequence[Unreadable] = (),
+) -> StudyReport:
     """The study report of ``(record, run name)`` pairs. ``reference``: a reference CSV; None looks
     up ``experiments/<study>/reference.csv`` (a missing one leaves the paper column empty)."""
     records = pretraining(records)
@@ -221,12 +240,26 @@ def build_report(records: Sequence[tuple[dict[str, Any], str]], reference: str |
         cell = cells.get((nkey(ref["row"]), nkey(ref["column"])))
         if cell is not None:
             cell.reference, cell.reference_metric, cell.source = ref["value"], ref["metric"], ref["source"]
-    report = StudyReport(row_keys=study.rows, column_keys=study.columns, metric=study.metric, rows=rows,
-                         columns=columns, cells=cells, jobs=jobs, source=source, unreadable=list(unreadable),
-                         alpha=study.alpha, study=study, verdicts=evaluate_rules(study, jobs),
-                         reference_path=ref_path, ignored=len(records) - len(mine))
-    mark_repeats([cells[(nkey(r), nkey(c))] for r in rows for c in columns],
-                 lambda cell: report.cell_label(cell.row, cell.column))
+    report = StudyReport(
+        row_keys=study.rows,
+        column_keys=study.columns,
+        metric=study.metric,
+        rows=rows,
+        columns=columns,
+        cells=cells,
+        jobs=jobs,
+        source=source,
+        unreadable=list(unreadable),
+        alpha=study.alpha,
+        study=study,
+        verdicts=evaluate_rules(study, jobs),
+        reference_path=ref_path,
+        ignored=len(records) - len(mine),
+    )
+    mark_repeats(
+        [cells[(nkey(r), nkey(c))] for r in rows for c in columns],
+        lambda cell: report.cell_label(cell.row, cell.column),
+    )
     return report
 
 
@@ -253,10 +286,10 @@ def default_metric(records: Sequence[dict[str, Any]]) -> str:
 class SweepReport(Table):
     """Any sweep: the keys that vary as columns, one cell per combination, seeds aggregated."""
 
-    keys: list[str] = field(default_factory=list)       # every key that varies across the jobs
+    keys: list[str] = field(default_factory=list)  # every key that varies across the jobs
     lower_better: bool = False
     best: Cell | None = None
-    vs_best: dict[int, float] = field(default_factory=dict)    # id(cell) -> p of "the best is better than it"
+    vs_best: dict[int, float] = field(default_factory=dict)  # id(cell) -> p of "the best is better than it"
 
     @property
     def ordered_cells(self) -> list[Cell]:
@@ -276,17 +309,24 @@ class SweepReport(Table):
         return sig, not_sig
 
 
-def build_sweep(records: Sequence[tuple[dict[str, Any], str]], metric: str | None = None,
-                rows: Sequence[str] | None = None, columns: Sequence[str] | None = None, source: str = "",
-                unreadable: Sequence[Unreadable] = (), alpha: float = ALPHA) -> SweepReport:
+def build_sweep(
+    records: Sequence[tuple[dict[str, Any], str]],
+    metric: str | None = None,
+    rows: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    source: str = "",
+    unreadable: Sequence[Unreadable] = (),
+    alpha: float = ALPHA,
+) -> SweepReport:
     """The report of a sweep without a study block (see the module docstring for the keys)."""
     records = pretraining(records)
     if not records:
         raise StudyError("no pretraining record to report")
     metric = metric or default_metric([r for r, _ in records])
     if not any(metric in (r.get("final") or {}) for r, _ in records):
-        found = sorted({k for r, _ in records for k, v in (r.get("final") or {}).items()
-                        if isinstance(v, (int, float))})
+        found = sorted(
+            {k for r, _ in records for k, v in (r.get("final") or {}).items() if isinstance(v, (int, float))}
+        )
         raise StudyError(f"no job has final.{metric}; metrics: {', '.join(found) or 'none (no job finished)'}")
     jobs = [job_from_record(r, n, metric) for r, n in records]
     keys = varying_keys(jobs)
@@ -300,9 +340,20 @@ def build_sweep(records: Sequence[tuple[dict[str, Any], str]], metric: str | Non
     row_vals = order_keys([tuple(key_value(j, k) for k in rows) for j in jobs])
     col_vals = order_keys([tuple(key_value(j, k) for k in columns) for j in jobs])
     cells = _fill(rows + columns, jobs, row_vals, col_vals, len(rows), metric, key_value)
-    report = SweepReport(row_keys=tuple(rows), column_keys=tuple(columns), metric=metric, rows=row_vals,
-                         columns=col_vals, cells=cells, jobs=jobs, source=source, unreadable=list(unreadable),
-                         alpha=alpha, keys=keys, lower_better=lower_is_better(metric))
+    report = SweepReport(
+        row_keys=tuple(rows),
+        column_keys=tuple(columns),
+        metric=metric,
+        rows=row_vals,
+        columns=col_vals,
+        cells=cells,
+        jobs=jobs,
+        source=source,
+        unreadable=list(unreadable),
+        alpha=alpha,
+        keys=keys,
+        lower_better=lower_is_better(metric),
+    )
     mark_repeats(list(cells.values()), lambda cell: report.cell_label(cell.row, cell.column))
     ordered = report.ordered_cells
     report.best = ordered[0] if ordered and ordered[0].mean is not None else None
@@ -316,8 +367,9 @@ def build_sweep(records: Sequence[tuple[dict[str, Any], str]], metric: str | Non
             report.vs_best[id(cell)] = est.p_greater(0) if sign > 0 else est.p_less(0)
     # rows best first (by their best cell), the table's key order within ties
     rank = {id(c): i for i, c in enumerate(ordered)}
-    report.rows = sorted(row_vals, key=lambda r: min((rank.get(id(report.cell(r, c)), len(rank))
-                                                      for c in col_vals), default=len(rank)))
+    report.rows = sorted(
+        row_vals, key=lambda r: min((rank.get(id(report.cell(r, c)), len(rank)) for c in col_vals), default=len(rank))
+    )
     return report
 
 

@@ -28,10 +28,17 @@ from ssl_bench.report.statistics import Summary, binomial_variance, summarize
 from ssl_bench.report.values import config_value, flatten, fmt, nkey, same
 from ssl_bench.tracking.record import STATUSES, RecordError, find_records, load_record
 
-METRIC_STATUSES = ("finished", "collapsed")     # jobs whose final evaluation exists
-INCONCLUSIVE = ("failed", "interrupted", "running")   # says nothing about a claim unless the rule names it
-SHORT_METRIC = {"knn_acc": "kNN", "linear_acc": "linear", "online_probe_acc": "online probe",
-                "z_std_ratio": "z_std ratio", "rankme": "RankMe", "ppl": "ppl", "masked_acc": "masked acc"}
+METRIC_STATUSES = ("finished", "collapsed")  # jobs whose final evaluation exists
+INCONCLUSIVE = ("failed", "interrupted", "running")  # says nothing about a claim unless the rule names it
+SHORT_METRIC = {
+    "knn_acc": "kNN",
+    "linear_acc": "linear",
+    "online_probe_acc": "online probe",
+    "z_std_ratio": "z_std ratio",
+    "rankme": "RankMe",
+    "ppl": "ppl",
+    "masked_acc": "masked acc",
+}
 LOWER_IS_BETTER = ("ppl", "unigram_ppl", "loss")
 
 
@@ -112,12 +119,12 @@ class Job:
     status: str
     config: dict[str, Any]
     seed: Any = None
-    value: float | None = None     # the metric in display units; None without a final evaluation
+    value: float | None = None  # the metric in display units; None without a final evaluation
     error: str | None = None
-    init: float | None = None      # the same metric for the random-init network (evaluated before training)
-    n_eval: int | None = None      # evaluation images behind the final accuracy (binomial error)
+    init: float | None = None  # the same metric for the random-init network (evaluated before training)
+    n_eval: int | None = None  # evaluation images behind the final accuracy (binomial error)
     overrides: list[str] = field(default_factory=list)
-    fingerprint: Any = None        # identical results of the same seed: the same computation
+    fingerprint: Any = None  # identical results of the same seed: the same computation
 
 
 def _number(value: Any) -> float | None:
@@ -140,11 +147,18 @@ def job_from_record(record: dict[str, Any], run: str, metric: str) -> Job:
     init = _number((record.get("init") or {}).get(metric))
     ok = record.get("status") in METRIC_STATUSES and value is not None
     error = record.get("error")
-    return Job(run=run, status=str(record.get("status")), config=record.get("config") or {},
-               seed=record.get("seed"), value=value * scale if ok else None,
-               error=error.get("message") if isinstance(error, dict) else None,
-               init=None if init is None else init * scale, n_eval=n_eval(record),
-               overrides=[str(o) for o in record.get("overrides") or []], fingerprint=fingerprint(record))
+    return Job(
+        run=run,
+        status=str(record.get("status")),
+        config=record.get("config") or {},
+        seed=record.get("seed"),
+        value=value * scale if ok else None,
+        error=error.get("message") if isinstance(error, dict) else None,
+        init=None if init is None else init * scale,
+        n_eval=n_eval(record),
+        overrides=[str(o) for o in record.get("overrides") or []],
+        fingerprint=fingerprint(record),
+    )
 
 
 def distinct(jobs: Iterable[Job]) -> list[Job]:
@@ -203,7 +217,7 @@ def summary_of(jobs: Sequence[Job], metric: str) -> Summary:
     if not is_accuracy(metric) or base.mean is None or not sizes:
         return base
     scale = metric_scale(metric)
-    known = binomial_variance(base.mean / scale, min(sizes)) * scale ** 2
+    known = binomial_variance(base.mean / scale, min(sizes)) * scale**2
     return summarize(values, known_var=known)
 
 
@@ -224,7 +238,7 @@ def init_summary(jobs: Sequence[Job], metric: str) -> Summary | None:
     if not is_accuracy(metric) or not sizes:
         return base
     scale = metric_scale(metric)
-    return summarize(values, known_var=binomial_variance(base.mean / scale, min(sizes)) * scale ** 2)
+    return summarize(values, known_var=binomial_variance(base.mean / scale, min(sizes)) * scale**2)
 
 
 # --- cells ----------------------------------------------------------------------------------------
@@ -239,7 +253,7 @@ class Cell:
     reference: float | None = None
     reference_metric: str | None = None
     source: str | None = None
-    same_as: str | None = None     # label of another cell whose runs these are (identical results)
+    same_as: str | None = None  # label of another cell whose runs these are (identical results)
 
     @property
     def summary(self) -> Summary:

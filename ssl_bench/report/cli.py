@@ -41,23 +41,40 @@ def parser() -> argparse.ArgumentParser:
     from ssl_bench.report.wandb_report import SCHEME
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", help="a run folder or a sweep folder (searched recursively for record.json), "
-                                f"or {SCHEME}ENTITY/PROJECT/GROUP")
+    p.add_argument(
+        "path",
+        help=f"a run folder or a sweep folder (searched recursively for record.json), or {SCHEME}ENTITY/PROJECT/GROUP",
+    )
     p.add_argument("--format", choices=("console", "md", "csv", "tex"), default="console", help="what to print")
-    p.add_argument("--out", help=f"the report folder (default PATH/{REPORT_DIR}); with --runs or a single run: "
-                                 "also write the table to this file (csv with --format csv, else md)")
-    p.add_argument("--reference",
-                   help="study: CSV of the published numbers (default experiments/<study>/reference.csv)")
-    p.add_argument("--rules", choices=("current", "recorded"), default="current",
-                   help="study: judge by the rules of conf/study/<study>.yaml as it is now (default; an "
-                        "edited rule applies without rerunning) or by those saved in the records")
+    p.add_argument(
+        "--out",
+        help=f"the report folder (default PATH/{REPORT_DIR}); with --runs or a single run: "
+        "also write the table to this file (csv with --format csv, else md)",
+    )
+    p.add_argument(
+        "--reference", help="study: CSV of the published numbers (default experiments/<study>/reference.csv)"
+    )
+    p.add_argument(
+        "--rules",
+        choices=("current", "recorded"),
+        default="current",
+        help="study: judge by the rules of conf/study/<study>.yaml as it is now (default; an "
+        "edited rule applies without rerunning) or by those saved in the records",
+    )
     p.add_argument("--rows", help="sweep: comma-separated keys of the table's rows (default: every key that varies)")
     p.add_argument("--columns", help="sweep: comma-separated keys shown side by side (default: none)")
-    p.add_argument("--metric", help="sweep: the final metric to aggregate and sort by (default knn_acc; ppl for "
-                                    "masked-LM runs, lower is better)")
+    p.add_argument(
+        "--metric",
+        help="sweep: the final metric to aggregate and sort by (default knn_acc; ppl for "
+        "masked-LM runs, lower is better)",
+    )
     p.add_argument("--runs", action="store_true", help="one line per run instead of the aggregated report")
-    p.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None,
-                   help="log a report run to W&B (default: when the jobs logged to W&B)")
+    p.add_argument(
+        "--wandb",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log a report run to W&B (default: when the jobs logged to W&B)",
+    )
     return p
 
 
@@ -74,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             records = fetch_group(args.path)
         except StudyError as err:
             return _error(str(err))
-        group = args.path[len(SCHEME):].strip("/").split("/")[-1]
+        group = args.path[len(SCHEME) :].strip("/").split("/")[-1]
         out_dir = Path(args.out or f"{group}-{REPORT_DIR}")
         source, root = args.path, None
     else:
@@ -83,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         for u in bad:
             print(f"{PROG}: unreadable record {u.path}: {u.reason} (left out)", file=sys.stderr)
         if not loaded:
-            return _error(f"no record.json under {root}: is it a run or sweep folder of ssl-bench?" if not bad
-                          else f"no readable record under {root} ({len(bad)} unreadable)")
+            return _error(
+                f"no record.json under {root}: is it a run or sweep folder of ssl-bench?"
+                if not bad
+                else f"no readable record under {root} ({len(bad)} unreadable)"
+            )
         records = [(r, run_name(p, root)) for r, p in loaded]
         out_dir = Path(args.out) if args.out else root / REPORT_DIR
         source = str(root)
@@ -94,15 +114,22 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(err))
     try:
         if study is not None:
-            report: Table = build_report(records, reference=args.reference, source=source, rules=args.rules,
-                                         unreadable=bad)
+            report: Table = build_report(
+                records, reference=args.reference, source=source, rules=args.rules, unreadable=bad
+            )
         elif root is not None and (args.runs or (len(pretraining(records)) == 1 and not layout)):
             if args.format == "tex":
                 return _error("--format tex needs a sweep (several runs)")
             return _table(args, root, [(r, p) for r, p in loaded])
         else:
-            report = build_sweep(records, metric=args.metric, rows=_keys(args.rows), columns=_keys(args.columns),
-                                 source=source, unreadable=bad)
+            report = build_sweep(
+                records,
+                metric=args.metric,
+                rows=_keys(args.rows),
+                columns=_keys(args.columns),
+                source=source,
+                unreadable=bad,
+            )
     except StudyError as err:
         return _error(str(err))
     return _report(report, [r for r, _ in records], args, out_dir, layout_note=layout and study_of_safe(records))
@@ -122,7 +149,7 @@ def _table(args: argparse.Namespace, root: Path, records: list[tuple[dict[str, A
         from rich.console import Console
 
         console = Console()
-        console.width = max(console.width, 140)    # a table, not prose: never squeeze it into 80 columns
+        console.width = max(console.width, 140)  # a table, not prose: never squeeze it into 80 columns
         console.print(to_rich(rows, title=f"ssl-bench: {root}"))
         for r in rows:
             if r.get("error"):
@@ -134,8 +161,9 @@ def _table(args: argparse.Namespace, root: Path, records: list[tuple[dict[str, A
     return 0
 
 
-def _report(report: Table, records: list[dict[str, Any]], args: argparse.Namespace, out_dir: Path,
-            layout_note: bool = False) -> int:
+def _report(
+    report: Table, records: list[dict[str, Any]], args: argparse.Namespace, out_dir: Path, layout_note: bool = False
+) -> int:
     """Print the report, write its folder, log it to W&B. A verdict that does not hold is a result
     (exit 0); only errors end non-zero."""
     from ssl_bench.report import render
@@ -163,7 +191,7 @@ def _report(report: Table, records: list[dict[str, Any]], args: argparse.Namespa
     if args.wandb if args.wandb is not None else used_wandb(records):
         try:
             info = log_report(report, records, out_dir, png=files.get("png"))
-        except Exception as err:   # the report files are written; say why W&B did not get them
+        except Exception as err:  # the report files are written; say why W&B did not get them
             first = (str(err).strip().splitlines() or [""])[0]
             failure = f"W&B report run not logged: {type(err).__name__}: {first}"
         else:

@@ -57,8 +57,9 @@ def _init_line(ax: Any, report: Table, handles: list[Any]) -> None:
     if lo - span <= init <= hi + span:
         handles.append(ax.axhline(init, color="0.5", linestyle="--", linewidth=1, label="random init"))
     else:
-        handles.append(Line2D([], [], color="0.5", linestyle="--", linewidth=1,
-                              label=f"random init {init:.4g} (off axis)"))
+        handles.append(
+            Line2D([], [], color="0.5", linestyle="--", linewidth=1, label=f"random init {init:.4g} (off axis)")
+        )
 
 
 def plot_study(report: StudyReport, path: str | Path) -> Path | None:
@@ -81,7 +82,7 @@ def plot_study(report: StudyReport, path: str | Path) -> Path | None:
     for ci, col in enumerate(report.columns):
         color = f"C{ci}"
         name = f"{report.column_label(col)}: " if study.columns else ""
-        offset = (ci - (ncols - 1) / 2) * 0.1 - (0.1 if paper_ax is not None else 0.0)   # ours left, paper right
+        offset = (ci - (ncols - 1) / 2) * 0.1 - (0.1 if paper_ax is not None else 0.0)  # ours left, paper right
         xs, ys, errs, ref_x, ref_y = [], [], [], [], []
         for i, row in enumerate(rows):
             cell = report.cell(row, col)
@@ -97,11 +98,29 @@ def plot_study(report: StudyReport, path: str | Path) -> Path | None:
                 ref_x.append(x + 0.2)
                 ref_y.append(cell.reference)
         if xs:
-            handles.append(ax.errorbar(xs, ys, yerr=errs, fmt="o-" if numeric else "o", color=color, capsize=4,
-                                       label=f"{name}ours (95% CI)"))
+            handles.append(
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=errs,
+                    fmt="o-" if numeric else "o",
+                    color=color,
+                    capsize=4,
+                    label=f"{name}ours (95% CI)",
+                )
+            )
         if paper_ax is not None and ref_x:
-            (line,) = paper_ax.plot(ref_x, ref_y, linestyle=":" if numeric else "none", marker="s", markersize=8,
-                                    markerfacecolor="none", markeredgewidth=1.5, color=color, label=f"{name}paper")
+            (line,) = paper_ax.plot(
+                ref_x,
+                ref_y,
+                linestyle=":" if numeric else "none",
+                marker="s",
+                markersize=8,
+                markerfacecolor="none",
+                markeredgewidth=1.5,
+                color=color,
+                label=f"{name}paper",
+            )
             handles.append(line)
     _init_line(ax, report, handles)
     if collapsed_shown:
@@ -173,14 +192,32 @@ def plot_sweep(report: SweepReport, path: str | Path) -> Path | None:
         other = values(members[0])[1:]
         label = ", ".join(f"{n}={show(v)}" for n, v in zip(names[1:], other)) or metric_label(report)
         x = [dodge(xpos(values(c)[0] if keys else "all jobs"), i) for c in members]
-        handles.append(ax.errorbar(x, [c.mean for c in members], yerr=[_err(c) for c in members], fmt="o-",
-                                   color=f"C{i % 10}", capsize=4, label=label))
+        handles.append(
+            ax.errorbar(
+                x,
+                [c.mean for c in members],
+                yerr=[_err(c) for c in members],
+                fmt="o-",
+                color=f"C{i % 10}",
+                capsize=4,
+                label=label,
+            )
+        )
     best = report.best
     if best is not None and best.mean is not None:
         at = list(lines).index(tuple(normalize(v) for v in values(best)[1:]))
         x_best = dodge(xpos(values(best)[0] if keys else "all jobs"), at)
-        (star,) = ax.plot([x_best], [best.mean], marker="*", markersize=16,
-                          color="gold", markeredgecolor="k", linestyle="none", zorder=6, label="best")
+        (star,) = ax.plot(
+            [x_best],
+            [best.mean],
+            marker="*",
+            markersize=16,
+            color="gold",
+            markeredgecolor="k",
+            linestyle="none",
+            zorder=6,
+            label="best",
+        )
         handles.append(star)
     _init_line(ax, report, handles)
     if numeric:

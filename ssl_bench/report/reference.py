@@ -55,6 +55,13 @@ def load_reference(path: str | Path, study: Study) -> list[dict[str, Any]]:
             value: float | None = float(line["value"])
         except ValueError:
             value = None
-        out.append({"row": tuple(line[c] for c in row_cols), "column": tuple(line[c] for c in col_cols),
-                    "value": value, "metric": line.get("metric") or None, "source": line.get("source") or None})
+        out.append(
+            {
+                "row": tuple(line[c] for c in row_cols),
+                "column": tuple(line[c] for c in col_cols),
+                "value": value,
+                "metric": line.get("metric") or None,
+                "source": line.get("source") or None,
+            }
+        )
     return out

@@ -68,21 +68,27 @@ def notes(report: Table) -> list[str]:
     if is_accuracy(report.metric):
         sizes = report.n_eval
         if sizes:
-            out.append("CIs and tests include the evaluation split's binomial error p(1-p)/N_eval (N_eval = "
-                       f"{', '.join(f'{n:,}' for n in sizes)} images, the same split for every job).")
+            out.append(
+                "CIs and tests include the evaluation split's binomial error p(1-p)/N_eval (N_eval = "
+                f"{', '.join(f'{n:,}' for n in sizes)} images, the same split for every job)."
+            )
         else:
-            out.append("No binomial term: the evaluation split's size is unknown (no final.n_eval in the records, "
-                       "not the shapes data); the CIs cover the seed-to-seed spread only.")
+            out.append(
+                "No binomial term: the evaluation split's size is unknown (no final.n_eval in the records, "
+                "not the shapes data); the CIs cover the seed-to-seed spread only."
+            )
     init = report.random_init
     if init is not None:
-        out.append(f"Random-init network (each job's evaluation before training): {report.short} "
-                   f"{fmt(init, report.scale)}.")
+        out.append(
+            f"Random-init network (each job's evaluation before training): {report.short} {fmt(init, report.scale)}."
+        )
     if report.pooled:
         out.append(f"Cells pool jobs that differ in {', '.join(report.pooled)} (not a table key).")
     repeats = [f"{report.cell_label(c.row, c.column)} = {c.same_as}" for c in report.cells.values() if c.same_as]
     if repeats:
-        out.append("Same runs (identical results of the same seeds; counted once in every verdict): "
-                   f"{'; '.join(repeats)}.")
+        out.append(
+            f"Same runs (identical results of the same seeds; counted once in every verdict): {'; '.join(repeats)}."
+        )
     if isinstance(report, StudyReport):
         out.append(sources_line(report))
     return out
@@ -112,8 +118,10 @@ def best_line(report: SweepReport) -> str:
     sig, not_sig = report.better_than()
     if not sig and not not_sig:
         return f"One configuration with a number ({report.cell_label(best.row, best.column)}): nothing to compare."
-    text = (f"Best: {report.cell_label(best.row, best.column)} ({best.ours()}, n={best.n}); "
-            f"significantly better than {len(sig)} of {len(sig) + len(not_sig)}")
+    text = (
+        f"Best: {report.cell_label(best.row, best.column)} ({best.ours()}, n={best.n}); "
+        f"significantly better than {len(sig)} of {len(sig) + len(not_sig)}"
+    )
     if sig:
         text += ": " + "; ".join(report.cell_label(c.row, c.column) for c in sig)
     untested = [c for c in report.ordered_cells if c is not best and c.mean is not None and id(c) not in report.vs_best]
@@ -142,7 +150,7 @@ def to_markdown(report: Table) -> str:
     groups, head = header(report)
     nkeys, nsub = len(report.row_keys), len(sub_headers(report))
     if report.column_keys:
-        head = head[:nkeys] + [f"{g}: {h}" for g in groups for h in head[nkeys:nkeys + nsub]]
+        head = head[:nkeys] + [f"{g}: {h}" for g in groups for h in head[nkeys : nkeys + nsub]]
     lines = [f"## {_title(report)}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in table_rows(report)]
     lines += ["", " ".join(notes(report))]
@@ -153,8 +161,10 @@ def to_markdown(report: Table) -> str:
         for v in report.verdicts:
             lines.append(f"- {v.line()}")
             lines += [f"    - {line}" for line in v.sub_lines()]
-    for title, items in (("Jobs without a result", _problem_lines(report)),
-                         ("Unreadable records (left out)", _unreadable_lines(report))):
+    for title, items in (
+        ("Jobs without a result", _problem_lines(report)),
+        ("Unreadable records (left out)", _unreadable_lines(report)),
+    ):
         if items:
             lines += ["", f"### {title}", ""] + [f"- {x}" for x in items]
     return "\n".join(lines) + "\n"
@@ -166,8 +176,22 @@ def tidy(report: Table) -> tuple[list[str], list[list[Any]]]:
     statuses = [s for s in STATUSES if s != "running"]
     study = isinstance(report, StudyReport)
     extra = ["reference", "reference_metric", "source"] if study else ["vs_best_p", "best"]
-    columns = [*report.row_keys, *report.column_keys, "metric", "mean", "std", "se", "ci_low", "ci_high", "n",
-               "n_eval", "jobs", "runs", *extra, *statuses]
+    columns = [
+        *report.row_keys,
+        *report.column_keys,
+        "metric",
+        "mean",
+        "std",
+        "se",
+        "ci_low",
+        "ci_high",
+        "n",
+        "n_eval",
+        "jobs",
+        "runs",
+        *extra,
+        *statuses,
+    ]
     data = []
     for row in report.rows:
         for col in report.columns:
@@ -182,10 +206,24 @@ def tidy(report: Table) -> tuple[list[str], list[list[Any]]]:
             else:
                 p = report.vs_best.get(id(cell))
                 tail = ["" if p is None else round(p, 6), cell is report.best]
-            data.append([*map(show, row), *map(show, col), report.metric, _round(s.mean), _round(s.std),
-                         _round(s.se), _round(ci[0] if ci else None), _round(ci[1] if ci else None), s.n,
-                         evals[0] if evals else "", len(cell.jobs), cell.runs, *tail,
-                         *[cell.counts.get(st, 0) for st in statuses]])
+            data.append(
+                [
+                    *map(show, row),
+                    *map(show, col),
+                    report.metric,
+                    _round(s.mean),
+                    _round(s.std),
+                    _round(s.se),
+                    _round(ci[0] if ci else None),
+                    _round(ci[1] if ci else None),
+                    s.n,
+                    evals[0] if evals else "",
+                    len(cell.jobs),
+                    cell.runs,
+                    *tail,
+                    *[cell.counts.get(st, 0) for st in statuses],
+                ]
+            )
     return columns, data
 
 
@@ -203,8 +241,18 @@ def to_csv(report: Table) -> str:
 
 
 # --- LaTeX ----------------------------------------------------------------------------------------
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def tex_escape(text: str) -> str:
@@ -221,10 +269,12 @@ def to_latex(report: Table) -> str:
     lines = [f"% {_title(report)}"] + [f"% {tex_escape(n)}" for n in notes(report)]
     lines += [r"\begin{tabular}{" + "l" * nkeys + align * len(groups) + "}", r"\toprule"]
     if report.column_keys:
-        lines.append(" & ".join([""] * nkeys + [rf"\multicolumn{{{nsub}}}{{c}}{{{tex_escape(g)}}}" for g in groups])
-                     + r" \\")
-        lines.append(" ".join(rf"\cmidrule(lr){{{nkeys + 1 + nsub * i}-{nkeys + nsub * (i + 1)}}}"
-                              for i in range(len(groups))))
+        lines.append(
+            " & ".join([""] * nkeys + [rf"\multicolumn{{{nsub}}}{{c}}{{{tex_escape(g)}}}" for g in groups]) + r" \\"
+        )
+        lines.append(
+            " ".join(rf"\cmidrule(lr){{{nkeys + 1 + nsub * i}-{nkeys + nsub * (i + 1)}}}" for i in range(len(groups)))
+        )
     lines.append(" & ".join(tex_escape(h) for h in head) + r" \\")
     lines.append(r"\midrule")
     lines += [" & ".join(tex_escape(c) for c in r) + r" \\" for r in table_rows(report)]
@@ -237,28 +287,48 @@ def verdicts_json(report: StudyReport) -> dict[str, Any]:
     study, vs = report.study, report.verdicts
     assert study is not None
     counts = {o: sum(v.outcome == o for v in vs) for o in ("holds", "does not hold", "inconclusive", "n/a")}
-    return {"study": study.name, "title": study.title, "variant": study.variant, "metric": study.metric,
-            "source": report.source, "alpha": study.alpha,
-            "reference": None if report.reference_path is None else str(report.reference_path),
-            "random_init": report.random_init, "n_eval": report.n_eval, "holds": counts["holds"],
-            "does_not_hold": counts["does not hold"], "inconclusive": counts["inconclusive"], "n/a": counts["n/a"],
-            "verdicts": [v.as_dict() for v in vs],
-            "unreadable": [{"path": str(u.path), "reason": u.reason} for u in report.unreadable]}
+    return {
+        "study": study.name,
+        "title": study.title,
+        "variant": study.variant,
+        "metric": study.metric,
+        "source": report.source,
+        "alpha": study.alpha,
+        "reference": None if report.reference_path is None else str(report.reference_path),
+        "random_init": report.random_init,
+        "n_eval": report.n_eval,
+        "holds": counts["holds"],
+        "does_not_hold": counts["does not hold"],
+        "inconclusive": counts["inconclusive"],
+        "n/a": counts["n/a"],
+        "verdicts": [v.as_dict() for v in vs],
+        "unreadable": [{"path": str(u.path), "reason": u.reason} for u in report.unreadable],
+    }
 
 
 def sweep_json(report: SweepReport) -> dict[str, Any]:
     best = report.best
     sig, not_sig = report.better_than()
     label = report.cell_label
-    return {"source": report.source, "metric": report.metric, "lower_is_better": report.lower_better,
-            "keys": report.keys, "rows": list(report.row_keys), "columns": list(report.column_keys),
-            "alpha": report.alpha, "n_eval": report.n_eval, "random_init": report.random_init,
-            "best": None if best is None else {"cell": label(best.row, best.column), "mean": best.mean, "n": best.n,
-                                               "ci": best.ci},
-            "better_than": [{"cell": label(c.row, c.column), "p": report.vs_best[id(c)]} for c in sig],
-            "not_significantly_better_than": [{"cell": label(c.row, c.column), "p": report.vs_best.get(id(c))}
-                                              for c in not_sig],
-            "unreadable": [{"path": str(u.path), "reason": u.reason} for u in report.unreadable]}
+    return {
+        "source": report.source,
+        "metric": report.metric,
+        "lower_is_better": report.lower_better,
+        "keys": report.keys,
+        "rows": list(report.row_keys),
+        "columns": list(report.column_keys),
+        "alpha": report.alpha,
+        "n_eval": report.n_eval,
+        "random_init": report.random_init,
+        "best": None
+        if best is None
+        else {"cell": label(best.row, best.column), "mean": best.mean, "n": best.n, "ci": best.ci},
+        "better_than": [{"cell": label(c.row, c.column), "p": report.vs_best[id(c)]} for c in sig],
+        "not_significantly_better_than": [
+            {"cell": label(c.row, c.column), "p": report.vs_best.get(id(c))} for c in not_sig
+        ],
+        "unreadable": [{"path": str(u.path), "reason": u.reason} for u in report.unreadable],
+    }
 
 
 # --- console --------------------------------------------------------------------------------------
@@ -276,16 +346,20 @@ def to_rich(report: Table) -> Any:
     table = RichTable(title=escape(title))
     for i, h in enumerate(head):
         group = groups[(i - nkeys) // nsub] if i >= nkeys and report.column_keys else ""
-        left = i < nkeys or (i - nkeys) % nsub in (2, 3)      # key values, runs and the last field left
+        left = i < nkeys or (i - nkeys) % nsub in (2, 3)  # key values, runs and the last field left
         table.add_column(escape(f"{group}\n{h}" if group else h), justify="left" if left else "right")
-    rows = [r for r in report.rows if not isinstance(report, SweepReport)
-            or any(report.cell(r, c).jobs for c in report.columns)]
+    rows = [
+        r
+        for r in report.rows
+        if not isinstance(report, SweepReport) or any(report.cell(r, c).jobs for c in report.columns)
+    ]
     for row, cells in zip(rows, table_rows(report)):
         styled = [escape(c) for c in cells]
         for j, col in enumerate(report.columns):
             cell = report.cell(row, col)
-            worst = next((s for s in ("failed", "interrupted", "diverged", "collapsed", "running")
-                          if cell.counts.get(s)), None)
+            worst = next(
+                (s for s in ("failed", "interrupted", "diverged", "collapsed", "running") if cell.counts.get(s)), None
+            )
             if worst:
                 styled[nkeys + nsub * j + 2] = f"[{STATUS_STYLE[worst]}]{styled[nkeys + nsub * j + 2]}[/]"
             if isinstance(report, SweepReport) and cell is report.best:
@@ -331,8 +405,9 @@ def write_report(report: Table, out_dir: str | Path, plot: bool = True) -> dict[
     else:
         files["summary"] = out / "summary.json"
         payload = sweep_json(report)
-    files.get("verdicts", files.get("summary")).write_text(json.dumps(payload, indent=2, default=str) + "\n",
-                                                           encoding="utf-8")
+    files.get("verdicts", files.get("summary")).write_text(
+        json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     if plot:
         from ssl_bench.report.plot import plot_report
 

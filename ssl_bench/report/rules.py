@@ -45,7 +45,7 @@ from ssl_bench.report.verdict import HOLDS, INCONC, NA, NOT, Context, Verdict, c
 if TYPE_CHECKING:
     from ssl_bench.report.block import Study
 
-COMMON = ("kind", "text", "note", "alpha", "full_variant_only")   # fields every kind accepts
+COMMON = ("kind", "text", "note", "alpha", "full_variant_only")  # fields every kind accepts
 MIN_N = 3
 NEEDS_SEEDS = "needs >= 2 seeds per cell"
 
@@ -56,8 +56,8 @@ class Kind:
     fn: Callable[[dict[str, Any], Context, list[Job], float], Verdict]
     required: tuple[str, ...]
     optional: tuple[str, ...]
-    bound: Callable[[dict[str, Any]], set[str]]          # keys the rule compares along (the rest: per cell)
-    scope: Callable[[dict[str, Any], list[Job]], list[Job]]   # the jobs the rule looks at
+    bound: Callable[[dict[str, Any]], set[str]]  # keys the rule compares along (the rest: per cell)
+    scope: Callable[[dict[str, Any], list[Job]], list[Job]]  # the jobs the rule looks at
 
 
 RULES: dict[str, Kind] = {}
@@ -78,13 +78,19 @@ def _pair_scope(rule: dict[str, Any], jobs: list[Job]) -> list[Job]:
     return a + [j for j in b if id(j) not in seen]
 
 
-def register(name: str, required: tuple[str, ...], optional: tuple[str, ...] = (),
-             bound: Callable[[dict[str, Any]], set[str]] | None = None,
-             scope: Callable[[dict[str, Any], list[Job]], list[Job]] = _where) -> Callable:
+def register(
+    name: str,
+    required: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    bound: Callable[[dict[str, Any]], set[str]] | None = None,
+    scope: Callable[[dict[str, Any], list[Job]], list[Job]] = _where,
+) -> Callable:
     """Register a rule kind: ``fn(rule, ctx, jobs, alpha) -> Verdict`` on the jobs of one cell."""
+
     def deco(fn: Callable) -> Callable:
         RULES[name] = Kind(fn, required, optional, bound or (lambda r: _keys(r.get("where"))), scope)
         return fn
+
     return deco
 
 
@@ -102,7 +108,7 @@ def evaluate(rule: dict[str, Any], ctx: Context) -> Verdict:
     free = [k for k in ctx.keys if k not in kind.bound(rule)]
     parts = group(scope, free)
     ranked = {nkey(v): i for i, v in enumerate(order_keys([v for v, _ in parts]))}
-    parts.sort(key=lambda part: ranked[nkey(part[0])])                # the table's order
+    parts.sort(key=lambda part: ranked[nkey(part[0])])  # the table's order
     if not parts:
         verdict = Verdict(outcome=NA, detail="no job matches the rule", alpha=alpha)
     elif len(parts) == 1:
@@ -149,8 +155,14 @@ def status(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float) ->
         outcome, reason = INCONC, f"mixed: {agree}/{len(decided)} decided jobs: {verb}"
     else:
         outcome, reason = INCONC, f"{agree}/{len(decided)} decided jobs: {verb}; needs >= {min_n}"
-    return Verdict(outcome=outcome, detail=ctx.describe(label, jobs), reason=reason, test="status count",
-                   alpha=alpha, groups=[ctx.group_dict(label, jobs)])
+    return Verdict(
+        outcome=outcome,
+        detail=ctx.describe(label, jobs),
+        reason=reason,
+        test="status count",
+        alpha=alpha,
+        groups=[ctx.group_dict(label, jobs)],
+    )
 
 
 # --- less, less_or_status, equivalent: two groups -------------------------------------------------
@@ -158,8 +170,13 @@ def _pair_bound(rule: dict[str, Any]) -> set[str]:
     return _keys(rule.get("a"), rule.get("b"), rule.get("where"))
 
 
-def _pairwise(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float,
-              judge: Callable[[dict[str, Any], Context, list[Job], list[Job], float], Verdict]) -> Verdict:
+def _pairwise(
+    rule: dict[str, Any],
+    ctx: Context,
+    jobs: list[Job],
+    alpha: float,
+    judge: Callable[[dict[str, Any], Context, list[Job], list[Job], float], Verdict],
+) -> Verdict:
     """``judge`` on the jobs of ``a`` and of ``b``; per pair of table cells when a side spans several
     (a key that one side fixes and the other does not)."""
     a, b = select(jobs, rule["a"]), select(jobs, rule["b"])
@@ -177,8 +194,7 @@ def _pairwise(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float,
 
 def _two(rule: dict[str, Any], ctx: Context, a: list[Job], b: list[Job]) -> tuple[str, list[dict[str, Any]]]:
     la, lb = ctx.label(rule["a"]), ctx.label(rule["b"])
-    return (f"{ctx.describe(la, a)}; {ctx.describe(lb, b)}",
-            [ctx.group_dict(la, a), ctx.group_dict(lb, b)])
+    return (f"{ctx.describe(la, a)}; {ctx.describe(lb, b)}", [ctx.group_dict(la, a), ctx.group_dict(lb, b)])
 
 
 def _less(rule: dict[str, Any], ctx: Context, a: list[Job], b: list[Job], alpha: float) -> Verdict:
@@ -199,8 +215,16 @@ def _less(rule: dict[str, Any], ctx: Context, a: list[Job], b: list[Job], alpha:
         outcome, p, why = NOT, p_not, f"b - a < {margin:g}"
     else:
         outcome, p, why = INCONC, p_hold, f"b - a > {margin:g} not shown"
-    return Verdict(outcome=outcome, detail=f"{detail}; {text}", reason=f"{why}: {test} {_p(p, alpha)}", test=test,
-                   p_value=p, alpha=alpha, groups=groups, difference=diff)
+    return Verdict(
+        outcome=outcome,
+        detail=f"{detail}; {text}",
+        reason=f"{why}: {test} {_p(p, alpha)}",
+        test=test,
+        p_value=p,
+        alpha=alpha,
+        groups=groups,
+        difference=diff,
+    )
 
 
 @register("less", required=("a", "b"), optional=("margin", "where"), bound=_pair_bound, scope=_pair_scope)
@@ -213,13 +237,24 @@ def _less_or_status(rule: dict[str, Any], ctx: Context, a: list[Job], b: list[Jo
     decided = _decided(a, status_)
     if len(decided) >= min_n and all(j.status == status_ for j in decided):
         detail, groups = _two(rule, ctx, a, b)
-        return Verdict(outcome=HOLDS, detail=detail, test="status count", alpha=alpha, groups=groups,
-                       reason=f"every decided job of a ({len(decided)}) is {status_}")
+        return Verdict(
+            outcome=HOLDS,
+            detail=detail,
+            test="status count",
+            alpha=alpha,
+            groups=groups,
+            reason=f"every decided job of a ({len(decided)}) is {status_}",
+        )
     return _less(rule, ctx, a, b, alpha)
 
 
-@register("less_or_status", required=("a", "b", "or_status"), optional=("margin", "min_n", "where"),
-          bound=_pair_bound, scope=_pair_scope)
+@register(
+    "less_or_status",
+    required=("a", "b", "or_status"),
+    optional=("margin", "min_n", "where"),
+    bound=_pair_bound,
+    scope=_pair_scope,
+)
 def less_or_status(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float) -> Verdict:
     return _pairwise(rule, ctx, jobs, alpha, _less_or_status)
 
@@ -243,8 +278,16 @@ def _equivalent(rule: dict[str, Any], ctx: Context, a: list[Job], b: list[Job], 
         outcome, why = NOT, f"the CI lies outside [-{margin:g}, {margin:g}] ({test} {_p(p, alpha)})"
     else:
         outcome, why = INCONC, f"|a - b| < {margin:g} not shown: {test} {_p(p, alpha)}"
-    return Verdict(outcome=outcome, detail=f"{detail}; {text}", reason=why, test=test, p_value=p, alpha=alpha,
-                   groups=groups, difference=diff)
+    return Verdict(
+        outcome=outcome,
+        detail=f"{detail}; {text}",
+        reason=why,
+        test=test,
+        p_value=p,
+        alpha=alpha,
+        groups=groups,
+        difference=diff,
+    )
 
 
 @register("equivalent", required=("a", "b", "margin"), optional=("where",), bound=_pair_bound, scope=_pair_scope)
@@ -269,8 +312,10 @@ def _interior(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float,
     sums = [ctx.summary(c) for c in cells]
     name = short_key(axis, list(dict.fromkeys(ctx.keys + [axis])))
     scope = f" ({ctx.label(rule['where'])})" if rule.get("where") else ""
-    parts = [f"{show(p)}: {ctx.stats(s)}" + ("" if all(j.status == "finished" for j in c) else f" [{runs_text(c)}]")
-             for p, s, c in zip(points, sums, cells)]
+    parts = [
+        f"{show(p)}: {ctx.stats(s)}" + ("" if all(j.status == "finished" for j in c) else f" [{runs_text(c)}]")
+        for p, s, c in zip(points, sums, cells)
+    ]
     detail = f"{ctx.study.short} by {name}{scope}: " + ", ".join(parts)
     groups = [ctx.group_dict(f"{name}={show(p)}", c) for p, c in zip(points, cells)]
     test = "one-sided Welch t-tests, Holm-corrected"
@@ -282,7 +327,7 @@ def _interior(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float,
     inner = range(1, len(points) - 1)
     best = max(inner, key=lambda i: sign * sums[i].mean)
 
-    def beats(i: int, k: int) -> Estimate:        # sign * (mean_i - mean_k): > 0 when i is better
+    def beats(i: int, k: int) -> Estimate:  # sign * (mean_i - mean_k): > 0 when i is better
         return contrast([(sign, sums[i]), (-sign, sums[k])])
 
     try:
@@ -293,18 +338,33 @@ def _interior(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float,
     p_hold = max(adjusted)
     ends = f"{show(points[0])} ({p_is(adjusted[0])}) and {show(points[-1])} ({p_is(adjusted[1])})"
     if p_hold < alpha:
-        return Verdict(outcome=HOLDS, reason=f"best inner {name}={show(points[best])} beats {ends}: {test}, "
-                       f"{_p(p_hold, alpha)}", test=test, p_value=p_hold, **base)
+        return Verdict(
+            outcome=HOLDS,
+            reason=f"best inner {name}={show(points[best])} beats {ends}: {test}, {_p(p_hold, alpha)}",
+            test=test,
+            p_value=p_hold,
+            **base,
+        )
     for end in (0, len(points) - 1):
         try:
             p_end = max(holm([beats(end, i).p_greater(0) for i in inner]))
         except NeedsSeeds:
             continue
         if p_end < alpha:
-            return Verdict(outcome=NOT, reason=f"the end {name}={show(points[end])} beats every inner value: "
-                           f"{test}, {_p(p_end, alpha)}", test=test, p_value=p_end, **base)
-    return Verdict(outcome=INCONC, reason=f"best inner {name}={show(points[best])} vs {ends}: not shown, "
-                   f"{_p(p_hold, alpha)}", test=test, p_value=p_hold, **base)
+            return Verdict(
+                outcome=NOT,
+                reason=f"the end {name}={show(points[end])} beats every inner value: {test}, {_p(p_end, alpha)}",
+                test=test,
+                p_value=p_end,
+                **base,
+            )
+    return Verdict(
+        outcome=INCONC,
+        reason=f"best inner {name}={show(points[best])} vs {ends}: not shown, {_p(p_hold, alpha)}",
+        test=test,
+        p_value=p_hold,
+        **base,
+    )
 
 
 @register("interior_argmax", required=("axis",), optional=("where",), bound=_axis_bound, scope=_axis_scope)
@@ -319,26 +379,38 @@ def interior_argmin(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: 
 
 # --- larger drop ----------------------------------------------------------------------------------
 def _drop_scope(rule: dict[str, Any], jobs: list[Job]) -> list[Job]:
-    return [j for j in _where(rule, jobs)
-            if any(same(config_value(j.config, rule["compare"]), rule[s]) for s in ("more", "less"))
-            and any(same(config_value(j.config, rule["axis"]), rule[e]) for e in ("base", "ablated"))]
+    return [
+        j
+        for j in _where(rule, jobs)
+        if any(same(config_value(j.config, rule["compare"]), rule[s]) for s in ("more", "less"))
+        and any(same(config_value(j.config, rule["axis"]), rule[e]) for e in ("base", "ablated"))
+    ]
 
 
-@register("larger_drop", required=("axis", "base", "ablated", "compare", "more", "less"),
-          optional=("margin", "where"), bound=lambda r: {r["axis"], r["compare"]} | _keys(r.get("where")),
-          scope=_drop_scope)
+@register(
+    "larger_drop",
+    required=("axis", "base", "ablated", "compare", "more", "less"),
+    optional=("margin", "where"),
+    bound=lambda r: {r["axis"], r["compare"]} | _keys(r.get("where")),
+    scope=_drop_scope,
+)
 def larger_drop(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float) -> Verdict:
     axis, compare = rule["axis"], rule["compare"]
     margin = float(rule.get("margin", 0) or 0)
-    cells = {(side, end): select(jobs, {compare: rule[side], axis: rule[end]})
-             for side in ("more", "less") for end in ("base", "ablated")}
+    cells = {
+        (side, end): select(jobs, {compare: rule[side], axis: rule[end]})
+        for side in ("more", "less")
+        for end in ("base", "ablated")
+    }
     sums = {k: ctx.summary(v) for k, v in cells.items()}
     groups = [ctx.group_dict(f"{show(rule[s])}, {show(rule[e])}", cells[(s, e)]) for s, e in cells]
     parts = []
     for side in ("more", "less"):
-        terms = [f"{show(rule[e])} {ctx.stats(sums[(side, e)])}" + (
-            "" if all(j.status == "finished" for j in cells[(side, e)]) else f" [{runs_text(cells[(side, e)])}]")
-            for e in ("base", "ablated")]
+        terms = [
+            f"{show(rule[e])} {ctx.stats(sums[(side, e)])}"
+            + ("" if all(j.status == "finished" for j in cells[(side, e)]) else f" [{runs_text(cells[(side, e)])}]")
+            for e in ("base", "ablated")
+        ]
         parts.append(f"{show(rule[side])}: {terms[0]} -> {terms[1]}")
     detail = "; ".join(parts)
     test = "one-sided Welch t-test on the difference of drops"
@@ -346,8 +418,14 @@ def larger_drop(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: floa
     if any(not v for v in cells.values()):
         return Verdict(outcome=NA, detail=detail, reason="jobs not run", **base)
     try:
-        est = contrast([(1.0, sums[("more", "base")]), (-1.0, sums[("more", "ablated")]),
-                        (-1.0, sums[("less", "base")]), (1.0, sums[("less", "ablated")])])
+        est = contrast(
+            [
+                (1.0, sums[("more", "base")]),
+                (-1.0, sums[("more", "ablated")]),
+                (-1.0, sums[("less", "base")]),
+                (1.0, sums[("less", "ablated")]),
+            ]
+        )
     except NeedsSeeds:
         return Verdict(outcome=INCONC, detail=detail, reason=NEEDS_SEEDS, test=test, **base)
     diff, text = ctx.diff(est, "D = drop(more) - drop(less)", alpha, margin)
@@ -355,19 +433,38 @@ def larger_drop(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: floa
     detail = f"{detail}; {text}"
     p_hold, p_not = est.p_greater(margin), est.p_less(margin)
     if p_hold < alpha and premise is None:
-        return Verdict(outcome=HOLDS, detail=detail,
-                       reason=f"D > {margin:g}: {test} {_p(p_hold, alpha)}; premise holds",
-                       test=test, p_value=p_hold, difference=diff, **base)
+        return Verdict(
+            outcome=HOLDS,
+            detail=detail,
+            reason=f"D > {margin:g}: {test} {_p(p_hold, alpha)}; premise holds",
+            test=test,
+            p_value=p_hold,
+            difference=diff,
+            **base,
+        )
     if p_not < alpha:
-        return Verdict(outcome=NOT, detail=detail, reason=f"D < {margin:g}: {test} {_p(p_not, alpha)}",
-                       test=test, p_value=p_not, difference=diff, **base)
+        return Verdict(
+            outcome=NOT,
+            detail=detail,
+            reason=f"D < {margin:g}: {test} {_p(p_not, alpha)}",
+            test=test,
+            p_value=p_not,
+            difference=diff,
+            **base,
+        )
     shown = f"D > {margin:g}{'' if p_hold < alpha else ' not shown'}: {_p(p_hold, alpha)}"
     reason = shown + (f"; premise does not hold: {premise}" if premise else "")
     return Verdict(outcome=INCONC, detail=detail, reason=reason, test=test, p_value=p_hold, difference=diff, **base)
 
 
-def _premise(rule: dict[str, Any], ctx: Context, jobs: list[Job], cells: dict[tuple[str, str], list[Job]],
-             sums: dict[tuple[str, str], Summary], alpha: float) -> str | None:
+def _premise(
+    rule: dict[str, Any],
+    ctx: Context,
+    jobs: list[Job],
+    cells: dict[tuple[str, str], list[Job]],
+    sums: dict[tuple[str, str], Summary],
+    alpha: float,
+) -> str | None:
     """None when the premise holds, else what fails: both base cells significantly better than the
     random-init network, neither ablated cell collapsed or at the random-init level."""
     init = init_summary(jobs, ctx.study.metric)

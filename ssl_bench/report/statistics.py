@@ -73,13 +73,13 @@ class Summary:
 
     n: int
     mean: float | None
-    std: float | None            # sample standard deviation (ddof 1); None for n < 2
+    std: float | None  # sample standard deviation (ddof 1); None for n < 2
     known_var: float = 0.0
 
     @property
     def seed_var(self) -> float | None:
         """s^2 / n: the variance of the mean from the seed-to-seed spread."""
-        return None if self.std is None else self.std ** 2 / self.n
+        return None if self.std is None else self.std**2 / self.n
 
     @property
     def var_mean(self) -> float | None:
@@ -154,10 +154,10 @@ def contrast(terms: Sequence[tuple[float, Summary]]) -> Estimate:
         if s.mean is None or s.std is None:
             raise NeedsSeeds(f"a cell has n = {s.n}: needs >= 2 seeds per cell")
         value += c * s.mean
-        seed = c * c * s.std ** 2 / s.n
+        seed = c * c * s.std**2 / s.n
         var += seed + c * c * s.known_var
-        denom += seed ** 2 / (s.n - 1)
-    df = math.inf if denom == 0 else var ** 2 / denom
+        denom += seed**2 / (s.n - 1)
+    df = math.inf if denom == 0 else var**2 / denom
     return Estimate(value, math.sqrt(var), df)
 
 

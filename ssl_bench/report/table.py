@@ -15,9 +15,20 @@ from typing import Any
 
 from ssl_bench.tracking.record import find_records, load_record
 
-COLUMNS = ("run", "method", "status", "knn_acc", "linear_acc", "online_probe_acc", "z_std_ratio", "rankme",
-           "epochs", "train_s", "img_per_s")
-MLM_COLUMNS = ("ppl", "unigram_ppl", "masked_acc", "tokens_per_s")   # shown when a masked-LM run is present
+COLUMNS = (
+    "run",
+    "method",
+    "status",
+    "knn_acc",
+    "linear_acc",
+    "online_probe_acc",
+    "z_std_ratio",
+    "rankme",
+    "epochs",
+    "train_s",
+    "img_per_s",
+)
+MLM_COLUMNS = ("ppl", "unigram_ppl", "masked_acc", "tokens_per_s")  # shown when a masked-LM run is present
 
 
 def columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -50,20 +61,29 @@ def collect(root: str | Path, records: list[tuple[dict[str, Any], Path]] | None 
     ``records``: the (record, path) pairs under ``root`` when the caller has read them already."""
     root = Path(root)
     if records is None:
-        records = [(load_record(p), p) for p in find_records(root)]   # every record readable (see cells.read_records)
+        records = [(load_record(p), p) for p in find_records(root)]  # every record readable (see cells.read_records)
     if not records:
         raise FileNotFoundError(f"no record.json under {root}: is it a run or sweep folder of ssl-bench?")
-    records = [(r, p) for r, p in records if r.get("job_type", "pretrain") != "eval"]   # ssl-bench-eval records
+    records = [(r, p) for r, p in records if r.get("job_type", "pretrain") != "eval"]  # ssl-bench-eval records
     rows = [_row(rec, p, root) for rec, p in records]
-    inits = [rec["init"] for rec, _ in records if (rec.get("init") or {}).get("knn_acc") is not None]   # image runs
+    inits = [rec["init"] for rec, _ in records if (rec.get("init") or {}).get("knn_acc") is not None]  # image runs
     if inits:
-        rows.append({
-            "run": "random init", "method": "-", "status": "-",
-            **{k: _mean([i.get(k) for i in inits]) for k in ("knn_acc", "linear_acc", "rankme")},
-            "online_probe_acc": None, "z_std_ratio": None,    # heads differ per method: no common value
-            "epochs": 0, "train_s": None, "img_per_s": None,
-            "overrides": "", "error": None, **{k: None for k in MLM_COLUMNS},
-        })
+        rows.append(
+            {
+                "run": "random init",
+                "method": "-",
+                "status": "-",
+                **{k: _mean([i.get(k) for i in inits]) for k in ("knn_acc", "linear_acc", "rankme")},
+                "online_probe_acc": None,
+                "z_std_ratio": None,  # heads differ per method: no common value
+                "epochs": 0,
+                "train_s": None,
+                "img_per_s": None,
+                "overrides": "",
+                "error": None,
+                **{k: None for k in MLM_COLUMNS},
+            }
+        )
     return rows
 
 
@@ -84,9 +104,19 @@ def _fmt(key: str, value: Any) -> str:
     return str(value)
 
 
-HEADERS = {"knn_acc": "kNN %", "linear_acc": "linear %", "online_probe_acc": "online probe %",
-           "z_std_ratio": "z_std x sqrt(d)", "rankme": "RankMe", "train_s": "train s", "img_per_s": "img/s",
-           "ppl": "ppl", "unigram_ppl": "unigram ppl", "masked_acc": "masked acc %", "tokens_per_s": "tokens/s"}
+HEADERS = {
+    "knn_acc": "kNN %",
+    "linear_acc": "linear %",
+    "online_probe_acc": "online probe %",
+    "z_std_ratio": "z_std x sqrt(d)",
+    "rankme": "RankMe",
+    "train_s": "train s",
+    "img_per_s": "img/s",
+    "ppl": "ppl",
+    "unigram_ppl": "unigram ppl",
+    "masked_acc": "masked acc %",
+    "tokens_per_s": "tokens/s",
+}
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()   # a key absent from a config
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()  # a key absent from a config
 
 
 def config_value(config: dict[str, Any], dotted: str) -> Any:
@@ -87,7 +87,7 @@ def order(values: Iterable[Any], preferred: Sequence[Any] = ()) -> list[Any]:
     """Distinct values (by :func:`normalize`), numbers sorted numerically; otherwise in the order
     of ``preferred`` (the reference table's, i.e. the paper's) first, then alphabetically."""
     distinct: dict[Any, Any] = {}
-    for v in list(values) + list(preferred):   # shown as the config writes it, not as the CSV does
+    for v in list(values) + list(preferred):  # shown as the config writes it, not as the CSV does
         distinct.setdefault(normalize(v), v)
     items = list(distinct.values())
     if all(is_number(v) for v in items):

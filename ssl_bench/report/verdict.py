@@ -25,14 +25,14 @@ class Verdict:
     """A rule checked against our numbers (or one cell's part of it, in ``cells`` of the whole)."""
 
     outcome: str
-    detail: str                    # the numbers, compact
-    reason: str = ""               # why this outcome: the test and its p-value, or what is missing
+    detail: str  # the numbers, compact
+    reason: str = ""  # why this outcome: the test and its p-value, or what is missing
     test: str | None = None
     p_value: float | None = None
     alpha: float = 0.05
     groups: list[dict[str, Any]] = field(default_factory=list)
     difference: dict[str, Any] | None = None
-    scope: str = ""                # the cell this sub-verdict is about ("" for the whole rule)
+    scope: str = ""  # the cell this sub-verdict is about ("" for the whole rule)
     cells: list[Verdict] = field(default_factory=list)
     kind: str = ""
     text: str = ""
@@ -62,10 +62,19 @@ class Verdict:
         return [f"{c.scope}: {c.mark} {c.summary_line()}" for c in self.cells]
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"kind": self.kind, "text": self.text, "outcome": self.outcome,
-               "holds": self.holds if self.outcome in (HOLDS, NOT) else self.outcome,
-               "detail": self.detail, "reason": self.reason, "test": self.test, "p_value": self.p_value,
-               "alpha": self.alpha, "groups": self.groups, "difference": self.difference}
+        out = {
+            "kind": self.kind,
+            "text": self.text,
+            "outcome": self.outcome,
+            "holds": self.holds if self.outcome in (HOLDS, NOT) else self.outcome,
+            "detail": self.detail,
+            "reason": self.reason,
+            "test": self.test,
+            "p_value": self.p_value,
+            "alpha": self.alpha,
+            "groups": self.groups,
+            "difference": self.difference,
+        }
         if self.scope:
             out["scope"] = self.scope
         if self.cells:
@@ -87,11 +96,21 @@ def combine(subs: list[Verdict], alpha: float) -> Verdict:
     else:
         outcome = INCONC
     counts = {o: sum(s.outcome == o for s in subs) for o in (HOLDS, NOT, INCONC, NA)}
-    verbs = {HOLDS: ("holds", "hold"), NOT: ("does not hold", "do not hold"), INCONC: ("inconclusive",) * 2,
-             NA: ("n/a",) * 2}
+    verbs = {
+        HOLDS: ("holds", "hold"),
+        NOT: ("does not hold", "do not hold"),
+        INCONC: ("inconclusive",) * 2,
+        NA: ("n/a",) * 2,
+    }
     reason = "per cell: " + ", ".join(f"{n} {verbs[o][n > 1]}" for o, n in counts.items() if n)
-    return Verdict(outcome=outcome, detail="; ".join(f"{s.scope}: {s.outcome}" for s in subs), reason=reason,
-                   test="per cell", alpha=alpha, cells=subs)
+    return Verdict(
+        outcome=outcome,
+        detail="; ".join(f"{s.scope}: {s.outcome}" for s in subs),
+        reason=reason,
+        test="per cell",
+        alpha=alpha,
+        cells=subs,
+    )
 
 
 # --- the evaluation context -----------------------------------------------------------------------
@@ -137,10 +156,17 @@ class Context:
     def group_dict(self, label: str, jobs: Sequence[Job]) -> dict[str, Any]:
         s = self.summary(jobs)
         ci = s.ci()
-        return {"label": label, "n": s.n, "jobs": len(jobs), "mean": rounded(s.mean), "std": rounded(s.std),
-                "se": rounded(s.se),
-                "ci": None if ci is None else [rounded(ci[0]), rounded(ci[1])], "binomial_var": rounded(s.known_var),
-                "runs": runs_text(jobs)}
+        return {
+            "label": label,
+            "n": s.n,
+            "jobs": len(jobs),
+            "mean": rounded(s.mean),
+            "std": rounded(s.std),
+            "se": rounded(s.se),
+            "ci": None if ci is None else [rounded(ci[0]), rounded(ci[1])],
+            "binomial_var": rounded(s.known_var),
+            "runs": runs_text(jobs),
+        }
 
     def diff(self, est: Estimate, what: str, alpha: float, margin: float | None = None) -> tuple[dict[str, Any], str]:
         """The difference as a dict (verdicts.json) and as text: ``b - a = 29.9 [26.5, 33.3]``."""
@@ -149,8 +175,14 @@ class Context:
         text = f"{what} = {self.num(est.value)} [{self.num(lo)}, {self.num(hi)}] ({level})"
         if margin:
             text += f", margin {margin:g}"
-        return {"what": what, "estimate": rounded(est.value), "ci": [rounded(lo), rounded(hi)], "se": rounded(est.se),
-                "df": None if est.df == float("inf") else rounded(est.df), "margin": margin}, text
+        return {
+            "what": what,
+            "estimate": rounded(est.value),
+            "ci": [rounded(lo), rounded(hi)],
+            "se": rounded(est.se),
+            "df": None if est.df == float("inf") else rounded(est.df),
+            "margin": margin,
+        }, text
 
 
 def rounded(x: float | None) -> float | None:

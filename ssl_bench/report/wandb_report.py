@@ -31,8 +31,9 @@ def wandb_target(records: list[dict[str, Any]]) -> dict[str, Any]:
     return target
 
 
-def log_report(report: Table, records: list[dict[str, Any]], out_dir: str | Path,
-               png: str | Path | None = None) -> dict[str, Any]:
+def log_report(
+    report: Table, records: list[dict[str, Any]], out_dir: str | Path, png: str | Path | None = None
+) -> dict[str, Any]:
     """Log the report's table, figure and verdicts (study) or best cell (sweep) as a W&B run
     (``job_type="report"``) in the sweep's group; offline without credentials, files under
     ``out_dir``. The run is always finished. Returns ``{"id", "mode", "dir", "url"}``."""
@@ -47,23 +48,49 @@ def log_report(report: Table, records: list[dict[str, Any]], out_dir: str | Path
         summary = verdicts_json(report)
         config = {"study": study.block, "source": report.source, "reference": summary["reference"]}
         values: dict[str, Any] = {
-            "study": study.name, "verdicts/holds": summary["holds"], "verdicts/does_not_hold": summary["does_not_hold"],
-            "verdicts/inconclusive": summary["inconclusive"], "verdicts/n_a": summary["n/a"],
-            **{f"verdict/{i + 1}": {"text": v.text, "kind": v.kind, "outcome": v.outcome, "detail": v.detail,
-                                    "reason": v.reason, "p_value": v.p_value}
-               for i, v in enumerate(report.verdicts)}}
+            "study": study.name,
+            "verdicts/holds": summary["holds"],
+            "verdicts/does_not_hold": summary["does_not_hold"],
+            "verdicts/inconclusive": summary["inconclusive"],
+            "verdicts/n_a": summary["n/a"],
+            **{
+                f"verdict/{i + 1}": {
+                    "text": v.text,
+                    "kind": v.kind,
+                    "outcome": v.outcome,
+                    "detail": v.detail,
+                    "reason": v.reason,
+                    "p_value": v.p_value,
+                }
+                for i, v in enumerate(report.verdicts)
+            },
+        }
         prefix = "study"
     else:
         assert isinstance(report, SweepReport)
         name, tags, heading = "sweep", ["report", "sweep"], f"{report.short} by {', '.join(report.keys) or 'seed'}"
         summary = sweep_json(report)
-        config = {"source": report.source, "metric": report.metric, "keys": report.keys,
-                  "rows": list(report.row_keys), "columns": list(report.column_keys)}
+        config = {
+            "source": report.source,
+            "metric": report.metric,
+            "keys": report.keys,
+            "rows": list(report.row_keys),
+            "columns": list(report.column_keys),
+        }
         values = {"best": summary["best"], "better_than": [b["cell"] for b in summary["better_than"]]}
         prefix = "sweep"
-    run = wandb.init(project=target["project"], entity=target["entity"], group=target["group"], job_type="report",
-                     name=f"report-{name}", dir=str(out), mode=resolve_mode("auto"), tags=tags, config=config,
-                     settings=run_settings())
+    run = wandb.init(
+        project=target["project"],
+        entity=target["entity"],
+        group=target["group"],
+        job_type="report",
+        name=f"report-{name}",
+        dir=str(out),
+        mode=resolve_mode("auto"),
+        tags=tags,
+        config=config,
+        settings=run_settings(),
+    )
     exit_code = 1
     try:
         columns, data = tidy(report)
@@ -73,8 +100,12 @@ def log_report(report: Table, records: list[dict[str, Any]], out_dir: str | Path
         run.log(payload)
         run.summary.update(values)
         offline = run.settings.mode == "offline" or bool(getattr(run.settings, "_offline", False))
-        info = {"id": run.id, "mode": "offline" if offline else run.settings.mode, "dir": str(Path(run.dir).parent),
-                "url": None if offline else run.url}
+        info = {
+            "id": run.id,
+            "mode": "offline" if offline else run.settings.mode,
+            "dir": str(Path(run.dir).parent),
+            "url": None if offline else run.url,
+        }
         exit_code = 0
     finally:
         run.finish(exit_code=exit_code)
@@ -84,18 +115,20 @@ def log_report(report: Table, records: list[dict[str, Any]], out_dir: str | Path
 def fetch_group(address: str) -> list[tuple[dict[str, Any], str]]:
     """The runs of ``wandb://ENTITY/PROJECT/GROUP`` as ``(record, run name)`` pairs: config, status
     and ``final/*`` summary values (report runs left out). Needs credentials and a network."""
-    parts = address[len(SCHEME):].strip("/").split("/")
+    parts = address[len(SCHEME) :].strip("/").split("/")
     if not address.startswith(SCHEME) or len(parts) != 3 or not all(parts):
         raise StudyError(f"expected {SCHEME}ENTITY/PROJECT/GROUP, got {address}")
     entity, project, group = parts
     if resolve_mode("auto") != "online" or not has_credentials():
-        raise StudyError(f"cannot read {address}: W&B is offline here (no credentials or WANDB_MODE set); "
-                         "report the sweep folder instead")
+        raise StudyError(
+            f"cannot read {address}: W&B is offline here (no credentials or WANDB_MODE set); "
+            "report the sweep folder instead"
+        )
     import wandb
 
     try:
         runs = list(wandb.Api(timeout=30).runs(f"{entity}/{project}", filters={"group": group}))
-    except Exception as err:   # network, auth, unknown project: all end the command the same way
+    except Exception as err:  # network, auth, unknown project: all end the command the same way
         first = (str(err).strip().splitlines() or [""])[0]
         raise StudyError(f"cannot read {address}: {type(err).__name__}: {first}") from err
     records = []
@@ -105,12 +138,20 @@ def fetch_group(address: str) -> list[tuple[dict[str, Any], str]]:
         config = dict(run.config)
         summary = dict(run.summary)
         status = summary.get("status") or {"crashed": "failed", "killed": "failed"}.get(run.state, run.state)
-        records.append(({
-            "name": run.name, "status": status, "seed": config.get("seed"), "config": config,
-            "final": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("final/")},
-            "wandb": {"id": run.id, "project": project, "entity": entity, "group": group, "url": run.url},
-            "error": None,
-        }, run.name))
+        records.append(
+            (
+                {
+                    "name": run.name,
+                    "status": status,
+                    "seed": config.get("seed"),
+                    "config": config,
+                    "final": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("final/")},
+                    "wandb": {"id": run.id, "project": project, "entity": entity, "group": group, "url": run.url},
+                    "error": None,
+                },
+                run.name,
+            )
+        )
     if not records:
         raise StudyError(f"no runs in {address}")
     return records

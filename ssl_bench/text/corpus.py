@@ -62,8 +62,9 @@ def read_text_files(paths: Sequence[str], documents: str = "blank_line", pattern
         elif p.is_file():
             files.append(p)
         else:
-            raise CorpusMissing(f"data.paths: no such file or folder: {p} (relative paths start at the "
-                                    f"launch folder {Path.cwd()})")
+            raise CorpusMissing(
+                f"data.paths: no such file or folder: {p} (relative paths start at the launch folder {Path.cwd()})"
+            )
     docs: list[str] = []
     for f in files:
         try:
@@ -90,9 +91,11 @@ def heldout_split(docs: Sequence[str], fraction: float, seed: int) -> tuple[list
     """(train, held-out) by document: documents in a seeded random order go to the held-out split
     until it holds ``fraction`` of the characters. Both splits keep the corpus order."""
     if len(docs) < 2:
-        raise CorpusUnreadable(f"the corpus has {len(docs)} document(s); a held-out split needs at least 2 "
-                               "(documents are separated by blank lines, data.documents=blank_line, or are whole "
-                               "files, data.documents=file)")
+        raise CorpusUnreadable(
+            f"the corpus has {len(docs)} document(s); a held-out split needs at least 2 "
+            "(documents are separated by blank lines, data.documents=blank_line, or are whole "
+            "files, data.documents=file)"
+        )
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     total, held, chosen = sum(map(len, docs)), 0, set()
@@ -141,7 +144,7 @@ def pack(docs: Sequence[Sequence[Sequence[int]]], max_length: int, mode: str, bo
             separate = True
         for sent in doc:
             for start in range(0, len(sent), cap):
-                piece = sent[start:start + cap]
+                piece = sent[start : start + cap]
                 if not piece:
                     continue
                 if len(cur) + separate + len(piece) > cap:

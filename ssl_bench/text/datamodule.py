@@ -90,8 +90,7 @@ class EpochCopySampler(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         offset = (self.epoch % self.copies) * self.n
         order = torch.randperm(self.n, generator=g) + offset
-        return iter(order[: len(self) * self.world][self.rank::self.world].tolist())
-
+        return iter(order[: len(self) * self.world][self.rank :: self.world].tolist())
 
 
 def _identity(batch: Any) -> Any:
@@ -102,7 +101,7 @@ def to_tensor(seqs: list[list[int]], max_length: int) -> torch.Tensor:
     """[N, max_length] int64 ids, right-padded with ``<pad>``."""
     out = np.full((len(seqs), max_length), PAD, dtype=np.int64)
     for i, s in enumerate(seqs):
-        out[i, :len(s)] = s
+        out[i, : len(s)] = s
     return torch.from_numpy(out)
 
 
@@ -118,8 +117,10 @@ class TextDataModule(pl.LightningDataModule):
         self.train_ids = self._encode(bpe, train_docs)
         self.heldout_ids = self._encode(bpe, heldout_docs)
         if self.batch_size > self.train_ids.shape[0]:
-            raise DataError(f"data.batch_size={self.batch_size} exceeds the {self.train_ids.shape[0]} training "
-                             f"sequences of data.max_length={cfg.max_length}")
+            raise DataError(
+                f"data.batch_size={self.batch_size} exceeds the {self.train_ids.shape[0]} training "
+                f"sequences of data.max_length={cfg.max_length}"
+            )
         counts = torch.bincount(self.train_ids.flatten(), minlength=self.vocab_size).double()
         counts[:NUM_SPECIAL] = 0
         self.train_tokens = int(counts.sum().item())
@@ -127,16 +128,21 @@ class TextDataModule(pl.LightningDataModule):
         regular = counts[NUM_SPECIAL:] + 1
         self.unigram_logp = torch.full((self.vocab_size,), -math.inf, dtype=torch.float64)
         self.unigram_logp[NUM_SPECIAL:] = (regular / regular.sum()).log()
-        self.heldout_spec = MaskSpec(self.vocab_size, cfg.heldout_mask_prob, cfg.heldout_mask_token_prob,
-                                     cfg.heldout_random_token_prob)
+        self.heldout_spec = MaskSpec(
+            self.vocab_size, cfg.heldout_mask_prob, cfg.heldout_mask_token_prob, cfg.heldout_random_token_prob
+        )
         g = torch.Generator().manual_seed(int(cfg.heldout_mask_seed))
         self.heldout = Rows(*masked_batch(self.heldout_ids, self.heldout_spec, g))
         self.spec: MaskSpec | None = None
-        self.stats = {"documents": len(train_docs) + len(heldout_docs), "heldout_documents": len(heldout_docs),
-                      "train_sequences": int(self.train_ids.shape[0]),
-                      "heldout_sequences": int(self.heldout_ids.shape[0]), "train_tokens": self.train_tokens,
-                      "heldout_masked_tokens": int((self.heldout.tensors[2] != IGNORE).sum()),
-                      "vocab_size": self.vocab_size}
+        self.stats = {
+            "documents": len(train_docs) + len(heldout_docs),
+            "heldout_documents": len(heldout_docs),
+            "train_sequences": int(self.train_ids.shape[0]),
+            "heldout_sequences": int(self.heldout_ids.shape[0]),
+            "train_tokens": self.train_tokens,
+            "heldout_masked_tokens": int((self.heldout.tensors[2] != IGNORE).sum()),
+            "vocab_size": self.vocab_size,
+        }
         log.info("text data: %s", ", ".join(f"{k} {v}" for k, v in self.stats.items()))
 
     def _encode(self, bpe: ByteLevelBPETokenizer, docs: list[str]) -> torch.Tensor:
@@ -147,8 +153,9 @@ class TextDataModule(pl.LightningDataModule):
         seqs = pack(tokenised, self.cfg.max_length, self.cfg.packing, BOS, EOS)
         return to_tensor(seqs, self.cfg.max_length)
 
-    def configure_masking(self, spec: MaskSpec, masking: str = "dynamic", static_copies: int = 1,
-                          seed: int = 0) -> None:
+    def configure_masking(
+        self, spec: MaskSpec, masking: str = "dynamic", static_copies: int = 1, seed: int = 0
+    ) -> None:
         """Set how training sequences are masked (the method's knobs)."""
         if masking not in ("dynamic", "static"):
             raise ValueError(f"method.masking={masking!r}; allowed: dynamic, static")
@@ -157,8 +164,12 @@ class TextDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.spec is None:
             raise RuntimeError("TextDataModule.configure_masking must be called before training")
-        common = dict(batch_size=self.batch_size, drop_last=True, num_workers=self.num_workers,
-                      persistent_workers=self.num_workers > 0)
+        common = dict(
+            batch_size=self.batch_size,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
         if self.masking == "static":
             static = StaticMasks(self.train_ids, self.spec, self.static_copies, self.seed)
             sampler = EpochCopySampler(self.train_ids.shape[0], self.static_copies, self.seed)
@@ -170,8 +181,13 @@ class TextDataModule(pl.LightningDataModule):
         return DataLoader(rows, shuffle=True, collate_fn=MaskingCollator(self.spec), **common)
 
     def heldout_loader(self) -> DataLoader:
-        return DataLoader(self.heldout, batch_size=self.eval_batch_size, shuffle=False, collate_fn=_identity,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            self.heldout,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=_identity,
+            num_workers=self.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         """The held-out split, sharded over the ranks (the module adds up their sums)."""

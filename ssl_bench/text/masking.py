@@ -31,27 +31,39 @@ class MaskSpec:
     mask_token_prob: float = 0.8
     random_token_prob: float = 0.1
     mask_id: int = MASK
-    num_special: int = NUM_SPECIAL   # ids below are special tokens (padding included): never selected
+    num_special: int = NUM_SPECIAL  # ids below are special tokens (padding included): never selected
 
     def __post_init__(self) -> None:
-        if not 0 <= self.mask_prob <= 1 or self.mask_token_prob < 0 or self.random_token_prob < 0 \
-                or self.mask_token_prob + self.random_token_prob > 1:
+        if (
+            not 0 <= self.mask_prob <= 1
+            or self.mask_token_prob < 0
+            or self.random_token_prob < 0
+            or self.mask_token_prob + self.random_token_prob > 1
+        ):
             raise ValueError(f"invalid masking probabilities: {self}")
 
 
-def mask_tokens(input_ids: torch.Tensor, spec: MaskSpec, generator: torch.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: torch.Tensor, spec: MaskSpec, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(corrupted ids, labels) for a [..., L] id tensor; the input is not modified."""
     selectable = input_ids >= spec.num_special
     u_select = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
     u_action = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
-    random_ids = torch.randint(spec.num_special, spec.vocab_size, input_ids.shape, generator=generator,
-                               device=input_ids.device, dtype=input_ids.dtype)
+    random_ids = torch.randint(
+        spec.num_special,
+        spec.vocab_size,
+        input_ids.shape,
+        generator=generator,
+        device=input_ids.device,
+        dtype=input_ids.dtype,
+    )
     selected = selectable & (u_select < spec.mask_prob)
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE))
     to_mask = selected & (u_action < spec.mask_token_prob)
-    to_random = (selected & (u_action >= spec.mask_token_prob)
-                 & (u_action < spec.mask_token_prob + spec.random_token_prob))
+    to_random = (
+        selected & (u_action >= spec.mask_token_prob) & (u_action < spec.mask_token_prob + spec.random_token_prob)
+    )
     corrupted = torch.where(to_mask, torch.full_like(input_ids, spec.mask_id), input_ids)
     corrupted = torch.where(to_random, random_ids, corrupted)
     return corrupted, labels
@@ -62,8 +74,9 @@ def attention_mask(input_ids: torch.Tensor, pad_id: int = PAD) -> torch.Tensor:
     return (input_ids != pad_id).long()
 
 
-def masked_batch(input_ids: torch.Tensor, spec: MaskSpec, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def masked_batch(
+    input_ids: torch.Tensor, spec: MaskSpec, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(corrupted ids, attention mask, labels): what the model trains on."""
     corrupted, labels = mask_tokens(input_ids, spec, generator)
     return corrupted, attention_mask(input_ids), labels
@@ -85,7 +98,6 @@ class MaskingCollator:
         # r + world, ...), so a sequence gets the same mask whatever the number of ranks
         out = masked_batch(ids.repeat_interleave(size, 0), self.spec, self.generator)
         return tuple(t[rank::size] for t in out)  # type: ignore[return-value]
-
 
 
 class StaticMasks:

@@ -30,8 +30,16 @@ def default_cache_dir() -> Path:
 def corpus_key(texts: Iterable[str], vocab_size: int, min_frequency: int) -> str:
     """Content hash of the training text and every setting that changes the result."""
     h = hashlib.sha256()
-    h.update(json.dumps({"vocab_size": vocab_size, "min_frequency": min_frequency, "special": SPECIAL_TOKENS,
-                         "tokenizers": tokenizers.__version__}).encode())
+    h.update(
+        json.dumps(
+            {
+                "vocab_size": vocab_size,
+                "min_frequency": min_frequency,
+                "special": SPECIAL_TOKENS,
+                "tokenizers": tokenizers.__version__,
+            }
+        ).encode()
+    )
     for text in texts:
         data = text.encode("utf-8")
         h.update(len(data).to_bytes(8, "little"))
@@ -39,16 +47,21 @@ def corpus_key(texts: Iterable[str], vocab_size: int, min_frequency: int) -> str
     return h.hexdigest()[:24]
 
 
-def train_bpe(texts: list[str], vocab_size: int, min_frequency: int = 2,
-              cache_dir: str | Path | None = None) -> Path:
+def train_bpe(texts: list[str], vocab_size: int, min_frequency: int = 2, cache_dir: str | Path | None = None) -> Path:
     """Train (or reuse from the cache) a byte-level BPE; returns the folder holding
     ``vocab.json`` and ``merges.txt``."""
     folder = Path(cache_dir or default_cache_dir()).expanduser() / corpus_key(texts, vocab_size, min_frequency)
     if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
         return folder
     bpe = ByteLevelBPETokenizer(add_prefix_space=False)
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
-                            special_tokens=list(SPECIAL_TOKENS), length=len(texts))
+    bpe.train_from_iterator(
+        texts,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        show_progress=False,
+        special_tokens=list(SPECIAL_TOKENS),
+        length=len(texts),
+    )
     vocab = bpe.get_vocab()
     for i, tok in enumerate(SPECIAL_TOKENS):
         if vocab.get(tok) != i:
@@ -57,7 +70,7 @@ def train_bpe(texts: list[str], vocab_size: int, min_frequency: int = 2,
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     tmp.mkdir(exist_ok=True)
     bpe.save_model(str(tmp))
-    for name in ("vocab.json", "merges.txt"):        # atomic per file: concurrent sweep jobs are safe
+    for name in ("vocab.json", "merges.txt"):  # atomic per file: concurrent sweep jobs are safe
         (tmp / name).replace(folder / name)
     tmp.rmdir()
     return folder

@@ -35,7 +35,7 @@ class EpochThroughput(pl.Callback):
         images = trainer.num_training_batches * self.batch_size * trainer.world_size
         self.train_seconds += seconds
         self.images += images
-        sync = trainer.world_size > 1      # global figures: the ranks' values agree (mean over them)
+        sync = trainer.world_size > 1  # global figures: the ranks' values agree (mean over them)
         pl_module.log(f"train/{self.unit}_per_s", images / seconds, sync_dist=sync)
         pl_module.log("train/lr", trainer.optimizers[0].param_groups[0]["lr"], sync_dist=sync)
 

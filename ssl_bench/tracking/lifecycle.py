@@ -44,7 +44,7 @@ from ssl_bench.tracking.record import RunRecord
 log = logging.getLogger("ssl_bench")
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
-REQUEUE = signal.SIGUSR1         # SLURM's warning before the time limit (conf/hydra/launcher/slurm.yaml)
+REQUEUE = signal.SIGUSR1  # SLURM's warning before the time limit (conf/hydra/launcher/slurm.yaml)
 
 
 def slurm_job_id() -> str | None:
@@ -102,17 +102,17 @@ class _Signals:
         self.pending: int | None = None
         self.holding = 0
         self.raised = False
-        self.received: int | None = None     # the first SIGTERM / SIGINT, raised or not
+        self.received: int | None = None  # the first SIGTERM / SIGINT, raised or not
 
     def handler(self, signum: int, frame: Any) -> None:
-        if os.getpid() != self.pid:          # a forked worker inherited the handler: default behaviour
+        if os.getpid() != self.pid:  # a forked worker inherited the handler: default behaviour
             if signum == signal.SIGINT:
                 signal.default_int_handler(signum, frame)
             os._exit(128 + signum)
         if signum == REQUEUE:
             job = slurm_job_id()
             if job is not None:
-                requeue(job)                 # SLURM's SIGTERM follows and ends this attempt
+                requeue(job)  # SLURM's SIGTERM follows and ends this attempt
             return
         self.received = self.received or signum
         if self.holding or self.raised:
@@ -207,7 +207,7 @@ def forwarded_signals() -> Iterator[None]:
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
-        deadline = time.monotonic() + 60           # let their jobs record the interruption
+        deadline = time.monotonic() + 60  # let their jobs record the interruption
         while set(children) & set(_children(me)) and time.monotonic() < deadline:
             time.sleep(0.1)
         raise Interrupted(signum)
@@ -240,19 +240,20 @@ class Job:
     """Lock + signals + record + W&B close around a job's body (see the module docstring).
     ``primary=False`` (a non-zero rank of a multi-process run): no lock, no record on disk."""
 
-    def __init__(self, out_dir: str | Path, primary: bool = True,
-                 summary: Callable[[RunRecord], dict[str, Any]] | None = None):
+    def __init__(
+        self, out_dir: str | Path, primary: bool = True, summary: Callable[[RunRecord], dict[str, Any]] | None = None
+    ):
         self.out_dir = Path(out_dir)
         self.lock = RunLock(self.out_dir, enabled=primary)
         self.primary = primary
         self.summary = summary or (lambda record: {})
         self.record: RunRecord | None = None
         self.logger: Any = False
-        self.status: str | None = None       # set by the body when it concludes
-        self.error: BaseException | None = None   # what made it conclude so (a divergence), if anything
+        self.status: str | None = None  # set by the body when it concludes
+        self.error: BaseException | None = None  # what made it conclude so (a divergence), if anything
         self.timings: dict[str, Any] = {}
         self._signals: Any = None
-        self._signals_state: Any = None     # a job ended by an error while a signal was arriving: interrupted
+        self._signals_state: Any = None  # a job ended by an error while a signal was arriving: interrupted
 
     def track(self, record: RunRecord) -> RunRecord:
         """The record this job finishes (written now with status ``running``)."""

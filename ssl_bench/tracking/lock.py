@@ -43,8 +43,9 @@ def _owner_text(owner: dict[str, Any]) -> str:
     if not owner:
         return "another process"
     cmd = " ".join(owner.get("argv") or [])
-    return (f"pid {owner.get('pid')} on {owner.get('host')} since {owner.get('since')}"
-            + (f" ({cmd[:120]})" if cmd else ""))
+    return f"pid {owner.get('pid')} on {owner.get('host')} since {owner.get('since')}" + (
+        f" ({cmd[:120]})" if cmd else ""
+    )
 
 
 class RunLock:
@@ -79,8 +80,12 @@ class RunLock:
             os.close(fd)
             raise
         self._fd = fd
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv,
-                 "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "argv": sys.argv,
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(owner).encode(), 0)
         os.fsync(fd)
@@ -90,29 +95,34 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunFolderError(f"{self.folder} is in use by {_owner_text(self.read_owner())}: wait for it to end "
-                                 "or use another folder") from None
+            raise RunFolderError(
+                f"{self.folder} is in use by {_owner_text(self.read_owner())}: wait for it to end or use another folder"
+            ) from None
         except OSError as err:
             if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 raise
-            self._check_pid(previous)      # no flock on this file system: the owner's pid decides
+            self._check_pid(previous)  # no flock on this file system: the owner's pid decides
             return
-        if os.fstat(fd).st_ino != os.stat(self.path).st_ino:   # unlinked by its releasing owner meanwhile
+        if os.fstat(fd).st_ino != os.stat(self.path).st_ino:  # unlinked by its releasing owner meanwhile
             raise RunFolderError(f"{self.folder} changed hands while locking it: try again")
         if previous.get("pid") and previous.get("pid") != os.getpid():
-            log.info("run folder %s: taking over a stale lock of %s (no longer running)", self.folder,
-                     _owner_text(previous))
+            log.info(
+                "run folder %s: taking over a stale lock of %s (no longer running)", self.folder, _owner_text(previous)
+            )
 
     def _check_pid(self, owner: dict[str, Any]) -> None:
         pid, host = owner.get("pid"), owner.get("host")
         if not pid or pid == os.getpid():
             return
         if host != socket.gethostname():
-            raise RunFolderError(f"{self.folder} is locked by {_owner_text(owner)} and this file system cannot tell "
-                                 f"whether it still runs; if it does not, delete {self.path}")
+            raise RunFolderError(
+                f"{self.folder} is locked by {_owner_text(owner)} and this file system cannot tell "
+                f"whether it still runs; if it does not, delete {self.path}"
+            )
         if _alive(int(pid)):
-            raise RunFolderError(f"{self.folder} is in use by {_owner_text(owner)}: wait for it to end "
-                                 "or use another folder")
+            raise RunFolderError(
+                f"{self.folder} is in use by {_owner_text(owner)}: wait for it to end or use another folder"
+            )
 
     def release(self) -> None:
         if self._fd is None:
@@ -120,7 +130,7 @@ class RunLock:
         try:
             self.path.unlink(missing_ok=True)
         finally:
-            os.close(self._fd)       # closing drops the flock
+            os.close(self._fd)  # closing drops the flock
             self._fd = None
 
     def __enter__(self) -> RunLock:

@@ -30,13 +30,24 @@ from omegaconf import DictConfig, OmegaConf
 RECORD_FILE = "record.json"
 SCHEMA_VERSION = 2
 STATUSES = ("running", "finished", "collapsed", "diverged", "interrupted", "failed")
-RESULT_STATUSES = ("finished", "collapsed", "diverged")   # a run that ended with a result
-SUPERSEDED_DIR = "superseded"    # <run>/superseded/<time>/: an earlier run's files moved aside (overwrite)
+RESULT_STATUSES = ("finished", "collapsed", "diverged")  # a run that ended with a result
+SUPERSEDED_DIR = "superseded"  # <run>/superseded/<time>/: an earlier run's files moved aside (overwrite)
 CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = Path(CHECKPOINT_DIR) / "last.ckpt"   # the one epoch checkpoint a run keeps
-IDENTITY_KEY = "ssl_bench"       # checkpoint["ssl_bench"] = {"run_id": ...}: the run that wrote it
-_PACKAGES = ("ssl-bench", "torch", "torchvision", "pytorch-lightning", "hydra-core", "omegaconf", "timm",
-             "wandb", "numpy", "transformers", "tokenizers")
+LAST_CHECKPOINT = Path(CHECKPOINT_DIR) / "last.ckpt"  # the one epoch checkpoint a run keeps
+IDENTITY_KEY = "ssl_bench"  # checkpoint["ssl_bench"] = {"run_id": ...}: the run that wrote it
+_PACKAGES = (
+    "ssl-bench",
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "hydra-core",
+    "omegaconf",
+    "timm",
+    "wandb",
+    "numpy",
+    "transformers",
+    "tokenizers",
+)
 
 
 class RecordError(ValueError):
@@ -57,10 +68,19 @@ def git_state(start: Path | None = None) -> dict[str, Any]:
     """Revision and dirty flag of the source checkout this package runs from (None if installed)."""
     root = start or Path(__file__).resolve().parents[2]
     try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
         return {"revision": rev, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"revision": None, "dirty": None}
@@ -70,8 +90,14 @@ def machine() -> dict[str, Any]:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "gpu": gpu, "gpu_count": torch.cuda.device_count()}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "gpu_count": torch.cuda.device_count(),
+    }
 
 
 def _now() -> str:
@@ -167,12 +193,18 @@ class RunRecord:
             shown = str(p.resolve().relative_to(self.path.parent.resolve()))
         except ValueError:
             shown = str(p)
-        self.data["checkpoint"] = {"path": shown, "epoch": int(epoch), "step": int(step), "run_id": self.run_id,
-                                   "saved_at": _now()}
+        self.data["checkpoint"] = {
+            "path": shown,
+            "epoch": int(epoch),
+            "step": int(step),
+            "run_id": self.run_id,
+            "saved_at": _now(),
+        }
         self.save()
 
-    def continue_from(self, previous: dict[str, Any] | None, checkpoint: str | Path | None, last_epoch: int | None
-                      ) -> None:
+    def continue_from(
+        self, previous: dict[str, Any] | None, checkpoint: str | Path | None, last_epoch: int | None
+    ) -> None:
         """Make this record the next attempt of ``previous`` (the folder's record of an interrupted,
         failed or killed attempt): same run id, start time, random-init evaluation and W&B run; the
         previous attempt's summary goes to ``attempts``; epochs after the checkpoint's
@@ -240,8 +272,8 @@ def checkpoint_path(record: dict[str, Any], run_dir: str | Path) -> Path | None:
     if not named.is_absolute():
         return Path(run_dir) / named
     parts = named.parts
-    if "checkpoints" in parts:   # schema 1: <old run dir>/checkpoints/last.ckpt
-        return Path(run_dir).joinpath(*parts[len(parts) - 1 - parts[::-1].index("checkpoints"):])
+    if "checkpoints" in parts:  # schema 1: <old run dir>/checkpoints/last.ckpt
+        return Path(run_dir).joinpath(*parts[len(parts) - 1 - parts[::-1].index("checkpoints") :])
     return Path(run_dir) / named.name
 
 

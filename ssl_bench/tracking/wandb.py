@@ -72,7 +72,7 @@ def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | No
             job_type=lc.job_type,
             notes=lc.notes,
             id=run_id,
-            resume="allow",          # with run_id: continue that run (resume=auto), else a new one
+            resume="allow",  # with run_id: continue that run (resume=auto), else a new one
             mode=mode,
             config=OmegaConf.to_container(cfg, resolve=True),
             settings=run_settings(timeout),
@@ -83,13 +83,17 @@ def build_logger(cfg: DictConfig, save_dir: str, run_name: str, run_id: str | No
     if mode != "online":
         return logger
     try:
-        _ = logger.experiment      # opens the run now (rank 0), so a dead server is found before training
-    except Exception as err:       # no network, a refused key, a timeout: all end the same way
+        _ = logger.experiment  # opens the run now (rank 0), so a dead server is found before training
+    except Exception as err:  # no network, a refused key, a timeout: all end the same way
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         logger = make("offline")
         where = wandb_info(logger) or {}
-        log.warning("W&B: cannot log online (%s: %s); logging offline instead. Upload later with: wandb sync %s",
-                    type(err).__name__, first[:200], where.get("dir", save_dir))
+        log.warning(
+            "W&B: cannot log online (%s: %s); logging offline instead. Upload later with: wandb sync %s",
+            type(err).__name__,
+            first[:200],
+            where.get("dir", save_dir),
+        )
     return logger
 
 
