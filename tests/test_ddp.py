@@ -191,6 +191,7 @@ SLOW = [o.replace("data.train_size=256", "data.train_size=1024") for o in BASE i
 ]
 
 
+@pytest.mark.slow  # a 2-rank run signalled and resumed (~50 s): make test-slow
 def test_sigterm_ends_every_rank_and_resume_continues(tmp_path):
     import signal
 

@@ -301,6 +301,7 @@ def test_resume_with_a_changed_config_lists_the_keys_and_touches_nothing(tmp_pat
     assert (run / "record.json").read_bytes() == before
 
 
+@pytest.mark.slow  # many kill -9 rounds (~75 s): make test-slow
 def test_a_record_killed_while_being_written_stays_readable(tmp_path):
     """``kill -9`` at random moments of a process that rewrites a large record in a loop: every
     time the file on disk is one complete record."""
@@ -432,6 +433,7 @@ def test_an_unusable_wandb_key_falls_back_to_offline_quickly(tmp_path):
     assert load_record(tmp_path / "run")["wandb"]["mode"] == "offline"
 
 
+@pytest.mark.slow  # a 4-job joblib sweep run twice (~90 s): make test-slow
 def test_sigterm_stops_a_joblib_sweep_with_its_workers(tmp_path):
     """The quick studies' launcher: two jobs at a time in joblib's worker processes. SIGTERM to the
     sweep reaches the running jobs (recorded interrupted), no worker is left behind, exit code 143;
