@@ -7,12 +7,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from ssl_bench.data import images as I
 from ssl_bench.data.convert import imagefolder_to_cifar
 from ssl_bench.data.datamodule import build_datamodule
+from tests.test_stream import folder_cfg
 
 
 def write_cifar10(root, n_train=50, n_test=20, seed=0):
@@ -129,32 +129,16 @@ def test_imagefolder_cache_unlabelled_pretraining_and_fraction(tmp_path, caplog)
 
 def test_imagefolder_datamodule_serves_bank_monitor_and_val(tmp_path):
     _folder(tmp_path, n_per_class=10)
-    cfg = OmegaConf.create(
-        dict(
-            name="imagefolder",
-            root=str(tmp_path),
-            train=["train"],
-            eval_train="train",
-            test="test",
-            labels="auto",
-            on_corrupt="skip",
-            cache_dir=None,
-            decode_workers=0,
-            image_size=32,
-            fraction=0.5,
-            val_size=6,
-            bank_size=8,
-            split_seed=0,
-            crop_min_scale=0.2,
-            batch_size=4,
-            eval_batch_size=64,
-            num_workers=0,
-            pin_memory=False,
-            mean=[0.5] * 3,
-            std=[0.25] * 3,
-            download=False,
-            verify=True,
-        )
+    cfg = folder_cfg(
+        tmp_path,
+        storage="memory",
+        fraction=0.5,
+        val_size=6,
+        bank_size=8,
+        batch_size=4,
+        eval_batch_size=64,
+        download=False,
+        verify=True,
     )
     dm = build_datamodule(cfg)
     assert len(dm.splits["train"]) == 10 and len(dm.splits["bank"]) == 20 and len(dm.splits["monitor_bank"]) == 8
