@@ -145,7 +145,11 @@ def _free_port() -> int:
 
 
 class RankLost(RuntimeError):
-    """A rank of the job ended before the job did (its error is in its own output)."""
+    """A rank of the job ended before the job did (its error is in its own output). The SIGTERM that
+    ``LocalRanks`` sends this process when it sees the rank end is the job's own, not an outside
+    signal: the job is recorded ``failed`` (naming the rank), never ``interrupted``."""
+
+    own_signal = True
 
 
 class LocalRanks:
@@ -206,6 +210,19 @@ class LocalRanks:
                 os.kill(os.getpid(), signal.SIGTERM)  # this rank may be waiting on it: end the job
                 return
             time.sleep(0.2)
+
+    def lost_rank(self, wait_s: float = 5.0) -> str | None:
+        """After an error here: which rank ended early, if one did. The watcher stops signalling (the
+        job already knows it ends), and a rank whose end this process noticed first (a collective call
+        failing on its closed socket) gets ``wait_s`` to finish exiting before the answer is no."""
+        self._closing = True
+        deadline = time.monotonic() + wait_s
+        while True:
+            lost = self.lost or self.ended_early()
+            ended = any(p.poll() is not None for p in self.procs)  # ended, but not early (0, SIGTERM)
+            if lost or ended or time.monotonic() >= deadline:
+                return lost
+            time.sleep(0.1)
 
     def signal(self, signum: int) -> None:
         for p in self.procs:

@@ -35,7 +35,7 @@ from ssl_bench.resume import CheckpointInfo, RngState
 from ssl_bench.runfolder import Plan, plan_run
 from ssl_bench.tracking import wandb as wb
 from ssl_bench.tracking.callbacks import EpochRecorder, EpochThroughput, TakeSignals
-from ssl_bench.tracking.lifecycle import Job
+from ssl_bench.tracking.lifecycle import Interrupted, Job
 from ssl_bench.tracking.record import LAST_CHECKPOINT, RunRecord
 
 log = logging.getLogger("ssl_bench")
@@ -226,7 +226,9 @@ def _execute(
             job.status, job.error = "diverged", err
             log.error("run diverged: %s", err)
         except BaseException as err:  # a rank died (a kill, an error): the job failed, naming it
-            lost = None if others is None else (others.lost or others.ended_early())
+            # an outside signal reaches every rank: no waiting for one to end (the watcher, which
+            # signals this process itself, has set ``lost`` before its SIGTERM)
+            lost = None if others is None else others.lost_rank(wait_s=0.0 if isinstance(err, Interrupted) else 5.0)
             if lost:
                 raise distributed.RankLost(lost) from err
             raise

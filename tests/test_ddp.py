@@ -238,6 +238,32 @@ def test_a_rank_killed_ends_the_job_as_failed_naming_it(tmp_path):
     assert rec["error"]["message"] == "rank 1 ended early (signal 9); its output says why"
 
 
+def test_a_rank_whose_end_arrives_after_the_error_is_still_named():
+    """The race behind a killed rank recorded as ``interrupted``: rank 0's collective call fails on the
+    dead rank's closed socket before the rank can be reaped. ``lost_rank`` waits for it (and stops the
+    watcher's SIGTERM); for an outside signal (``wait_s=0``) it does not wait."""
+    import time
+
+    from ssl_bench.distributed import LocalRanks
+
+    def ranks(script: str) -> LocalRanks:
+        r = object.__new__(LocalRanks)
+        r.procs, r.lost, r._closing = [subprocess.Popen(["sh", "-c", script])], None, False
+        return r
+
+    late = ranks("sleep 0.5; kill -9 $$")
+    assert late.ended_early() is None  # what the old check saw at the moment of the error
+    t0 = time.monotonic()
+    assert late.lost_rank(wait_s=10.0) == "rank 1 ended early (signal 9); its output says why"
+    assert time.monotonic() - t0 < 5.0 and late._closing
+    alive = ranks("sleep 3")
+    assert alive.lost_rank(wait_s=0.0) is None
+    alive.procs[0].kill()
+    ended_by_sigterm = ranks("kill -TERM $$")
+    ended_by_sigterm.procs[0].wait()
+    assert ended_by_sigterm.lost_rank(wait_s=10.0) is None  # the job's own outcome, not a lost rank
+
+
 def test_two_processes_stream_an_image_folder(tmp_path):
     """``data.storage=stream`` under ``trainer.devices=2``: the ranks split the file list (as many global
     steps as one process at twice the batch), evaluations sharded and gathered once (the same figures)."""

@@ -281,7 +281,9 @@ class Job:
         return False
 
     def _close(self, exc: BaseException | None) -> None:
-        signalled = isinstance(exc, Interrupted) or (exc is not None and getattr(self._signals_state, "received", None))
+        received = getattr(self._signals_state, "received", None)
+        own = getattr(exc, "own_signal", False)  # RankLost: the SIGTERM came from the job's own rank watcher
+        signalled = isinstance(exc, Interrupted) or (exc is not None and not own and received)
         status = self.status if exc is None and self.status else ("interrupted" if signalled else "failed")
         if self.record is not None:
             self.record.finish(status, exc or self.error, **self.timings)
