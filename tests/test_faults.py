@@ -245,11 +245,16 @@ def test_kill_9_leaves_a_running_record_that_resume_continues(tmp_path):
     wait_for(lambda: checkpointed(run) >= 2, proc)
     proc.kill()
     proc.wait()
-    assert load_record(run)["status"] == "running"  # honest: nobody closed it
+    killed = load_record(run)
+    assert killed["status"] == "running" and killed["pid"] == proc.pid  # honest: nobody closed it
     again = cli(tmp_path, *SLOW, "logger=none", "hydra.run.dir=run", "resume=auto")
     assert again.returncode == 0, again.stderr[-3000:]
     done = load_record(run)
-    assert done["status"] in RESULTS and [a["status"] for a in done["attempts"]] == ["running"]
+    assert done["status"] in RESULTS and done["pid"] != proc.pid
+    (lost,) = done["attempts"]  # the killed attempt is named for what it was, never left "running"
+    assert lost["status"] == "lost" and lost["pid"] == proc.pid and lost["ended_at"] is None
+    assert f"pid {proc.pid} on {killed['host']} ended without closing its record" in lost["reason"]
+    assert killed["checkpoint"]["saved_at"] in lost["reason"]
     assert [e["epoch"] for e in done["epochs"]] == list(range(6))
 
 

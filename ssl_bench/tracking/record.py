@@ -5,10 +5,13 @@ and when it ends, so a killed job still leaves what it had. Every write is atomi
 flushed to disk, then renamed over the record): a reader or a crash never sees half a record.
 
 A run folder holds one run (``run_id``) that may take several attempts: a resumed run keeps its
-record, moves the previous attempt's summary into ``attempts`` and continues. ``checkpoint`` names
-the file the run last wrote, relative to the run folder, with its epoch, step and run id, so
-evaluation can check that the weights it loads are the ones the record's metrics came from. Schema
-(``schema_version`` 2) is documented in the README; reports read these files and W&B mirrors them.
+record, moves the previous attempt's summary into ``attempts`` and continues; an earlier attempt
+whose record still says ``running`` ended without closing it (``kill -9``, out of memory, its machine
+lost: the new attempt holds the folder's lock, which dies with its owner) and is kept as ``lost``,
+with the ``reason``. ``checkpoint`` names the file the run last wrote, relative to the run folder,
+with its epoch, step and run id, so evaluation can check that the weights it loads are the ones the
+record's metrics came from. Schema (``schema_version`` 2) is documented in the README; reports read
+these files and W&B mirrors them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ RECORD_FILE = "record.json"
 SCHEMA_VERSION = 2
 STATUSES = ("running", "finished", "collapsed", "diverged", "interrupted", "failed")
 RESULT_STATUSES = ("finished", "collapsed", "diverged")  # a run that ended with a result
+LOST = "lost"  # an earlier attempt (in ``attempts``) that ended without closing its record
 SUPERSEDED_DIR = "superseded"  # <run>/superseded/<time>/: an earlier run's files moved aside (overwrite)
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = Path(CHECKPOINT_DIR) / "last.ckpt"  # the one epoch checkpoint a run keeps
@@ -244,13 +248,17 @@ class RunRecord:
 
 
 def attempt_summary(record: dict[str, Any]) -> dict[str, Any]:
-    """What ``attempts`` keeps of an earlier attempt."""
+    """What ``attempts`` keeps of an earlier attempt. Called by the attempt that took the folder over
+    (under its lock, which dies with its owner): an earlier attempt whose record still says
+    ``running`` has ended without closing it, and is kept as ``lost`` with the ``reason``."""
     epochs = record.get("epochs") or []
-    return {
+    status = record.get("status")
+    lost = status == "running"
+    out = {
         "attempt": record.get("attempt", 1),
         "started_at": record.get("attempt_started_at") or record.get("started_at"),
         "ended_at": record.get("ended_at"),
-        "status": record.get("status"),
+        "status": LOST if lost else status,
         "error": record.get("error"),
         "resumed_from": record.get("resumed_from"),
         "epochs": len(epochs),
@@ -259,6 +267,14 @@ def attempt_summary(record: dict[str, Any]) -> dict[str, Any]:
         "pid": record.get("pid"),
         "wall_s": (record.get("timings") or {}).get("wall_s"),
     }
+    if lost:
+        seen = (record.get("checkpoint") or {}).get("saved_at")
+        out["reason"] = (
+            f"pid {record.get('pid')} on {record.get('host')} ended without closing its record "
+            "(killed by SIGKILL, out of memory, or its machine lost)"
+            + (f"; its last checkpoint was saved at {seen}" if seen else "")
+        )
+    return out
 
 
 def checkpoint_path(record: dict[str, Any], run_dir: str | Path) -> Path | None:
