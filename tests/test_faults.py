@@ -6,6 +6,7 @@ from, and an interrupted run neither exits 0 nor says ``finished``."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -48,9 +49,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def cli(tmp_path: Path, *args: str, app: str = "ssl_bench.app", timeout: int = 300) -> subprocess.CompletedProcess:
+def cli(
+    tmp_path: Path, *args: str, app: str = "ssl_bench.app", timeout: int = 300, prelude: str = ""
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", app, *args],
+        [sys.executable, *(patched(prelude) if prelude else ["-m", app]), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -59,15 +62,22 @@ def cli(tmp_path: Path, *args: str, app: str = "ssl_bench.app", timeout: int = 3
     )
 
 
-def start(tmp_path: Path, *args: str, app: str = "ssl_bench.app") -> subprocess.Popen:
+def start(tmp_path: Path, *args: str, app: str = "ssl_bench.app", prelude: str = "") -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", app, *args],
+        [sys.executable, *(patched(prelude) if prelude else ["-m", app]), *args],
+        stdin=subprocess.PIPE if prelude else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(tmp_path),
         cwd=tmp_path,
     )
+
+
+def patched(prelude: str) -> list[str]:
+    """The arguments that run ``ssl-bench`` in a fresh interpreter after ``prelude`` (code that patches
+    the package: a fault or a pause injected at a known point), for ``cli`` / ``start``."""
+    return ["-c", f"{prelude}\nimport sys\nsys.argv[0] = 'ssl-bench'\nfrom ssl_bench.app import main\nmain()\n"]
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240.0) -> None:
@@ -327,6 +337,44 @@ def test_a_record_killed_while_being_written_stays_readable(tmp_path):
         proc.wait()
         rec = load_record(tmp_path)
         assert len(rec["config"]["blob"]) == 200000 and rec["epochs"][0]["epoch"] >= 1
+
+
+# the second checkpoint save finds the device full: part of the file written, then ENOSPC, as write(2) does
+FULL_DISK_AT_SECOND_SAVE = """
+import errno
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+real, saves = TorchCheckpointIO.save_checkpoint, []
+def full_disk(self, checkpoint, path, storage_options=None):
+    saves.append(path)
+    if len(saves) < 2:
+        return real(self, checkpoint, path, storage_options)
+    with open(path, "wb") as fh:
+        fh.write(b"x" * 4096)
+    raise OSError(errno.ENOSPC, "No space left on device")
+TorchCheckpointIO.save_checkpoint = full_disk
+"""
+
+
+def test_a_full_disk_while_writing_the_checkpoint_is_one_line_and_recorded_failed(tmp_path):
+    args = [*FAST, "trainer.max_epochs=2", "eval.initial=false", "hydra.run.dir=run"]
+    msg = one_line(cli(tmp_path, *args, prelude=FULL_DISK_AT_SECOND_SAVE))  # exit 2, no traceback
+    run = tmp_path / "run"
+    ckpt = (run / "checkpoints" / "last.ckpt").resolve()
+    assert msg.startswith("ssl-bench: run folder: no space left on the device writing the checkpoint "), msg
+    assert str(ckpt) in msg and re.search(r"\(\d+(\.\d)? (B|KiB|MiB|GiB|TiB) free there\)", msg), msg
+    assert "the previous checkpoint is kept and resume=auto continues" in msg
+    rec = load_record(run)
+    assert rec["status"] == "failed" and rec["final"] == {}
+    assert rec["error"]["type"] == "RunFolderError" and rec["error"]["message"] in msg
+    assert rec["checkpoint"]["epoch"] == 0  # the complete first checkpoint, still named by the record
+    assert_names_its_checkpoint(run, rec)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]  # the partial file removed
+
+    again = cli(tmp_path, *args, "resume=auto")  # room again: the run continues from it
+    assert again.returncode == 0, again.stderr[-3000:]
+    done = load_record(run)
+    assert done["status"] in RESULTS and [a["status"] for a in done["attempts"]] == ["failed"]
+    assert [e["epoch"] for e in done["epochs"]] == [0, 1] and done["checkpoint"]["epoch"] == 1
 
 
 # --- folders that cannot be written --------------------------------------------------------------
