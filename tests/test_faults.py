@@ -435,7 +435,24 @@ def test_sigterm_stops_a_sweep_non_zero_and_a_rerun_continues_it(tmp_path):
     assert done["seed=1"]["epochs"][:kept] == interrupted["epochs"][:kept]
 
 
+# the sweep stops once it holds job seed=0's folder (its lock taken), until a line comes on its stdin
+HOLD_SEED_0 = """
+import sys
+from ssl_bench.tracking.lock import RunLock
+real = RunLock.acquire
+def acquire(self):
+    real(self)
+    if self.enabled and self.folder.name.startswith("seed=0,"):
+        print("holding", self.folder, flush=True)
+        sys.stdin.readline()
+RunLock.acquire = acquire
+"""
+
+
 def test_two_identical_sweeps_into_one_folder_train_each_job_once(tmp_path):
+    """The second sweep reaches job seed=0 while the first one holds it (stopped there): it leaves the
+    job alone, saying who holds it, and trains seed=1; the first, let go, trains seed=0 and skips
+    seed=1. Each job trains once, in one W&B run."""
     sweep = tmp_path / "sweep"
     args = [
         "-m",
@@ -446,14 +463,23 @@ def test_two_identical_sweeps_into_one_folder_train_each_job_once(tmp_path):
         f"hydra.sweep.dir={sweep}",
         "seed=0,1",
     ]
-    first, second = start(tmp_path, *args), start(tmp_path, *args)  # both at once, one grid
+    first = start(tmp_path, *args, prelude=HOLD_SEED_0)
+    held = next((line for line in first.stdout if line.startswith("holding ")), None)
+    if held is None:
+        first.wait(timeout=60)
+        raise AssertionError(f"the first sweep ended (rc {first.returncode}) first: {first.stderr.read()[-3000:]}")
+    assert Path(held.split(" ", 1)[1].strip()) == job(sweep, "seed=0")
+    second = start(tmp_path, *args)
     out2, err2 = second.communicate(timeout=600)
-    out1, err1 = first.communicate(timeout=600)
-    assert first.returncode == 0 and second.returncode == 0, (err1[-2000:], err2[-2000:])
-    assert "in use by pid" in err1 + err2
-    for name in ("seed=0", "seed=1"):
+    assert second.returncode == 0, err2[-3000:]
+    assert f"{job(sweep, 'seed=0')} is in use by pid {first.pid}" in err2  # refused, not trained twice
+    assert not (job(sweep, "seed=0") / "record.json").exists()  # still held: nothing written there yet
+    out1, err1 = first.communicate("go\n", timeout=600)
+    assert first.returncode == 0, err1[-3000:]
+    assert f"skipping {job(sweep, 'seed=1')}: already" in out1 and "skipping" not in out2
+    for name, by in (("seed=0", first.pid), ("seed=1", second.pid)):
         rec = load_record(job(sweep, name))
-        assert rec["status"] in RESULTS and rec["attempt"] == 1 and rec["attempts"] == []
+        assert rec["status"] in RESULTS and rec["attempt"] == 1 and rec["attempts"] == [] and rec["pid"] == by
         assert len(list((job(sweep, name) / "wandb").glob("offline-run-*"))) == 1  # one W&B run per job
 
 
