@@ -1,8 +1,10 @@
 """Fault injection with real processes: runs killed (``kill -9``), terminated (SIGTERM) and interrupted
 (SIGINT) during training and evaluation, records written while killed, folders that cannot be
-written, concurrent sweeps into one folder, corrupt records and checkpoints, a changed config on
-resume. In every case no finished result is lost, no record names weights its metrics did not come
-from, and an interrupted run neither exits 0 nor says ``finished``."""
+written, a full disk while checkpointing, concurrent sweeps into one folder, corrupt records and
+checkpoints, a changed config on resume. In every case no finished result is lost, no record names
+weights its metrics did not come from, and an interrupted run neither exits 0 nor says ``finished``.
+Faults and pauses that need a known point inside the process (``patched``) are injected by code run
+before the entry point, never by timing."""
 
 import json
 import os
