@@ -7,11 +7,14 @@ import pytest
 from scipy import stats
 
 from ssl_bench.report.statistics import (
+    Estimate,
     NeedsSeeds,
+    NoSpread,
     Summary,
     binomial_variance,
     contrast,
     holm,
+    paired,
     summarize,
     t_quantile,
     welch,
@@ -75,9 +78,14 @@ def test_contrast_of_four_cells_df_by_hand():
     est = contrast([(1, cells[0]), (-1, cells[1]), (-1, cells[2]), (1, cells[3])])
     assert est.value == pytest.approx(25 - 5) and est.se == pytest.approx(math.sqrt(5))
     assert est.df == pytest.approx(2.941176, abs=1e-6)
-    # a known term in one cell adds to the numerator only: (5 + 1)^2 / 8.5
-    cells[1] = Summary(2, 35.0, 2.0, known_var=1.0)
-    assert contrast([(1, c) for c in cells]).df == pytest.approx(36 / 8.5)
+    # the split is shared: its binomial term counts once (the mean of the cells' terms, here
+    # (0 + 4 + 0 + 0) / 4 = 1), in the numerator only: (5 + 1)^2 / 8.5
+    cells[1] = Summary(2, 35.0, 2.0, known_var=4.0)
+    est = contrast([(1, c) for c in cells])
+    assert est.se == pytest.approx(math.sqrt(6)) and est.df == pytest.approx(36 / 8.5)
+    # a difference of two accuracies on the same split: one binomial term, not two
+    a, b = summarize([48.0, 50.0, 52.0], known_var=2.5), summarize([58.0, 60.0, 62.0], known_var=2.4)
+    assert welch(b, a).se == pytest.approx(math.sqrt(4 / 3 + 4 / 3 + 2.45))
 
 
 def test_tost_p_value_by_hand():
@@ -98,9 +106,32 @@ def test_needs_two_seeds_per_cell():
         welch(summarize([]), summarize([2.0, 3.0]))
 
 
-def test_zero_standard_error_decides_by_the_sign():
-    est = welch(summarize([5.0, 5.0]), summarize([3.0, 3.0]))
-    assert est.se == 0 and est.p_greater(0) == 0.0 and est.p_greater(2.0) == 1.0 and est.p_less(3.0) == 0.0
+def test_zero_seed_variance_is_no_evidence_never_p_0_or_1():
+    with pytest.raises(NoSpread, match="identical"):
+        welch(summarize([5.0, 5.0]), summarize([3.0, 3.0]))
+    with pytest.raises(NoSpread):  # the binomial term does not stand in for the seed spread
+        welch(summarize([50.0, 50.0], known_var=2.5), summarize([40.0, 40.0], known_var=2.4))
+    with pytest.raises(NoSpread):
+        paired([2.0, 2.0, 2.0])
+    assert issubclass(NoSpread, NeedsSeeds)
+    est = Estimate(1.0, 0.0, 4.0)  # a standard error of 0 decides nothing either way
+    assert est.p_greater(0) == 1.0 and est.p_less(3.0) == 1.0
+
+
+def test_paired_equals_scipy_ttest_rel_and_carries_the_split_once():
+    a, b = [50.0, 53.0, 49.0, 55.0], [52.0, 56.0, 50.0, 59.0]
+    est = paired([y - x for x, y in zip(a, b)])
+    ref = stats.ttest_rel(b, a, alternative="greater")
+    assert est.p_greater(0) == pytest.approx(ref.pvalue) and est.df == pytest.approx(3.0)
+    ci = stats.ttest_rel(b, a).confidence_interval(0.95)
+    assert est.ci() == pytest.approx((ci.low, ci.high))
+    # differences 2, 3, 1, 4: mean 2.5, s^2 = 5/3; a known term adds to the numerator only
+    with_split = paired([2.0, 3.0, 1.0, 4.0], known_var=1.0)
+    seed = (5 / 3) / 4
+    assert with_split.se == pytest.approx(math.sqrt(seed + 1.0))
+    assert with_split.df == pytest.approx((seed + 1.0) ** 2 / (seed**2 / 3))
+    with pytest.raises(NeedsSeeds):
+        paired([1.0])
 
 
 def test_holm_step_down():

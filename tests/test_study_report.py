@@ -99,20 +99,20 @@ def _write(root: Path, name: str, record: dict | str) -> None:
 
 @pytest.fixture
 def sweep(tmp_path):
-    """SimSiam stop-grad sweep: three collapsed seeds without stop-grad; with it, three finished seeds
+    """SimSiam stop-grad sweep: six collapsed seeds without stop-grad; with it, six finished seeds
     and one that failed. The embedded data's 1,000 test images give the binomial term."""
     root = tmp_path / "sweep"
-    for seed, knn in enumerate((0.146, 0.152, 0.149)):
+    for seed, knn in enumerate((0.146, 0.152, 0.148, 0.151, 0.147, 0.150)):
         _write(
             root,
             f"sg=false_seed={seed}",
             _record(STUDY, "collapsed", knn, seed, test_size=1000, method__stop_grad=False),
         )
-    for seed, knn in enumerate((0.48, 0.50, 0.49)):
+    for seed, knn in enumerate((0.48, 0.50, 0.495, 0.51, 0.47, 0.485)):
         _write(
             root, f"sg=true_seed={seed}", _record(STUDY, "finished", knn, seed, test_size=1000, method__stop_grad=True)
         )
-    _write(root, "sg=true_seed=3", _record(STUDY, "failed", None, 3, test_size=1000, method__stop_grad=True))
+    _write(root, "sg=true_seed=6", _record(STUDY, "failed", None, 6, test_size=1000, method__stop_grad=True))
     ref = tmp_path / "reference.csv"
     ref.write_text(
         "method.stop_grad,value,metric,source\n"
@@ -146,21 +146,31 @@ def test_cells_mean_ci_with_the_binomial_term_status_counts_and_reference(sweep)
     report = load_study(root, reference=ref)
     assert report is not None and [r[0] for r in report.rows] == [False, True]  # numeric order
     off, on = (report.cell(r, ()) for r in report.rows)
-    assert off.mean == pytest.approx(14.9) and off.std == pytest.approx(0.3) and off.n == 3
+    off_values = [14.6, 15.2, 14.8, 15.1, 14.7, 15.0]
+    assert off.mean == pytest.approx(14.9) and off.std == pytest.approx(0.2366432) and off.n == 6
     assert off.summary.known_var == pytest.approx(0.149 * 0.851 / 1000 * 1e4)  # 1.268 %^2
-    half = _half_width([14.6, 15.2, 14.9], 1000)
+    half = _half_width(off_values, 1000)
     assert off.summary.half_width() == pytest.approx(half) and off.ours() == f"14.9 ± {half:.1f}"
-    assert off.runs == "collapsed 3/3" and off.reference == 0.1
-    assert on.mean == pytest.approx(49.0) and on.n == 3  # the failed seed has no number
-    assert on.runs == "finished 3/4, failed 1/4" and on.reference == 67.7
+    assert off.runs == "collapsed 6/6" and off.reference == 0.1
+    assert on.mean == pytest.approx(49.0) and on.n == 6  # the failed seed has no number
+    assert on.runs == "finished 6/7, failed 1/7" and on.reference == 67.7
     assert off.source == "SimSiam (Chen & He 2021) Fig. 2"
-    assert [j.run for j in report.problems] == ["sg=true_seed=3"]
+    assert [j.run for j in report.problems] == ["sg=true_seed=6"]
     assert report.n_eval == [1000]
     v = report.verdicts
     assert [x.outcome for x in v] == ["holds", "holds", "holds"]
-    assert v[0].detail == f"stop_grad=false: 14.9 ± {half:.1f} (n=3), collapsed 3/3"
-    assert v[1].detail.endswith("(n=3), finished 3/4, failed 1/4")
-    assert v[2].test == "one-sided Welch t-test" and v[2].p_value < 1e-4 and "b - a = 34.1" in v[2].detail
+    assert v[0].detail == f"stop_grad=false: 14.9 ± {half:.1f} (n=6), collapsed 6/6"
+    assert v[0].p_value == pytest.approx(0.5**6) and v[0].reason.endswith("no seed dropped")
+    assert v[1].detail.endswith("(n=6), finished 6/7, failed 1/7")
+    assert v[1].reason.endswith("dropped: stop_grad=true: 1 of 7 (failed 1)")
+    assert v[2].test == "one-sided paired t-test on per-seed differences (6 shared seeds)"
+    assert v[2].p_value < 1e-4 and "b - a = 34.1" in v[2].detail
+    # the split's binomial error counts once in the difference: the mean of the two arms' terms
+    diffs = [b - a for a, b in zip(off_values, [48.0, 50.0, 49.5, 51.0, 47.0, 48.5])]
+    m = sum(diffs) / 6
+    seed_var = sum((d - m) ** 2 for d in diffs) / 5 / 6
+    binom = (0.149 * 0.851 + 0.49 * 0.51) / 2 / 1000 * 1e4
+    assert v[2].difference["se"] == pytest.approx(math.sqrt(seed_var + binom), abs=1e-5)
 
 
 def test_no_reference_leaves_the_paper_column_empty(sweep, monkeypatch):
@@ -236,7 +246,9 @@ def test_simsiam_predictor_is_evaluated_per_lr_policy_not_pooled():
         ("predictor=frozen_random, predictor_fixed_lr=true", 12.8, 1),
         ("predictor=mlp, predictor_fixed_lr=true", 46.1, 1),
     ]
-    assert frozen.outcome == "inconclusive" and frozen.reason == "needs >= 2 seeds per cell"
+    assert frozen.outcome == "inconclusive" and frozen.reason.startswith(
+        "predictor=frozen_random, predictor_fixed_lr=true: 1 deciding seed, needs >= 3"
+    )
 
 
 def test_simsiam_predictor_identical_runs_are_counted_once():
@@ -256,17 +268,18 @@ def test_simsiam_predictor_identical_runs_are_counted_once():
         "Same runs (identical results of the same seeds; counted once in every verdict): "
         "predictor=none, predictor_fixed_lr=true = predictor=none, predictor_fixed_lr=false" in md
     )
-    # a table without the lr key: the none cell holds both policies' jobs, three seeds -> n = 3, not 6
+    # a table without the lr key: the none cell holds both policies' jobs, six seeds -> n = 6, not 12
     block = dict(_predictor_records()[0][0]["config"]["study"], rows=["method.predictor"])
-    records = _predictor_records(seeds=(0, 1, 2))
+    records = _predictor_records(seeds=(0, 1, 2, 10, 11, 12))  # the study's seed sets
     for rec, _ in records:
         rec["config"]["study"] = block
     pooled = build_report(records, reference=None, rules="recorded")
     cell = pooled.cell(("none",), ())
-    assert cell.runs == "collapsed 6/6" and cell.n == 3
-    assert pooled.verdicts[0].outcome == "holds" and pooled.verdicts[0].groups[0]["n"] == 3
-    assert pooled.verdicts[0].reason == "3/3 decided jobs: is collapsed"
-    assert pooled.cell(("mlp",), ()).n == 6  # different lr policies: different runs, pooled ...
+    assert cell.runs == "collapsed 12/12" and cell.n == 6
+    assert pooled.verdicts[0].outcome == "holds" and pooled.verdicts[0].groups[0]["n"] == 6
+    assert pooled.verdicts[0].reason.startswith("6/6 deciding jobs: is collapsed")
+    assert "identical results to another job 6" in pooled.verdicts[0].reason
+    assert pooled.cell(("mlp",), ()).n == 12  # different lr policies: different runs, pooled ...
     assert "Cells pool jobs that differ in method.predictor_fixed_lr (not a table key)." in to_markdown(pooled)
 
 
@@ -295,12 +308,16 @@ AUG_STUDY = {
 
 def test_columns_split_the_table(tmp_path):
     records = []
+    jitter = {  # per-seed noise of each cell (mean 0), so that the per-seed drops differ
+        ("simclr", "no_color"): (0.003, -0.001, -0.002),
+        ("byol", "full"): (-0.002, 0.004, -0.002),
+        ("byol", "no_color"): (0.001, 0.001, -0.002),
+    }
     for method, full, no_color in (("simclr", 0.60, 0.35), ("byol", 0.55, 0.50)):
         for aug, v in (("full", full), ("no_color", no_color)):
             for seed in (0, 1, 2):
-                rec = _record(
-                    AUG_STUDY, "finished", v - 0.1 + seed * 0.01, seed, method__name=method, augment__name=aug
-                )
+                value = v - 0.1 + seed * 0.01 + jitter.get((method, aug), (0, 0, 0))[seed]
+                rec = _record(AUG_STUDY, "finished", value, seed, method__name=method, augment__name=aug)
                 rec["init"] = {"linear_acc": 0.30 + 0.01 * seed}
                 records.append((rec, f"{method}-{aug}-{seed}"))
     ref = tmp_path / "ref.csv"
@@ -340,32 +357,39 @@ def test_cli_writes_every_file_and_exits_0_even_when_a_claim_fails(sweep, tmp_pa
         rec_path.write_text(json.dumps(rec))
     assert main([str(root), "--reference", str(ref), "--format", "console", "--no-wandb"]) == 0
     out = capsys.readouterr().out
-    assert "✓ without stop-gradient SimSiam collapses: holds. stop_grad=false: 14.9 ± 2.2 (n=3)" in out
+    assert "✓ without stop-gradient SimSiam collapses: holds. stop_grad=false: 14.9 ± 2.2 (n=6)" in out
     assert "✗ a claim our numbers contradict: does not hold. " in out and "b - a = -34.1" in out
-    assert "b - a < 0: one-sided Welch t-test p < 1e-6 < 0.05" in out
-    assert "sg=true_seed=3: failed: CUDA out of memory" in out
+    assert "b - a < 0: one-sided paired t-test on per-seed differences (6 shared seeds) p < 1e-6 < 0.05" in out
+    assert "dropped: stop_grad=true: 1 of 7 (failed 1)" in out
+    assert "sg=true_seed=6: failed: CUDA out of memory" in out
     report = root / "report"
     md = (report / "table.md").read_text()
-    assert "| false | 14.9 ± 2.2 | 3 | collapsed 3/3 | 0.1 |" in md
-    on = _half_width([48.0, 50.0, 49.0], 1000)
-    assert f"| true | 49.0 ± {on:.1f} | 3 | finished 3/4, failed 1/4 | 67.7 |" in md
-    assert "`sg=true_seed=3`: failed" in md
+    assert "| false | 14.9 ± 2.2 | 6 | collapsed 6/6 | 0.1 |" in md
+    on = _half_width([48.0, 50.0, 49.5, 51.0, 47.0, 48.5], 1000)
+    assert f"| true | 49.0 ± {on:.1f} | 6 | finished 6/7, failed 1/7 | 67.7 |" in md
+    assert "`sg=true_seed=6`: failed" in md
     assert "Ours: mean ± 95% CI (Student t) over seeds; n: seeds with a number." in md
     assert "binomial error p(1-p)/N_eval (N_eval = 1,000 images" in md
     rows = list(csv.DictReader(io.StringIO((report / "table.csv").read_text())))
     assert [(r["method.stop_grad"], r["mean"], r["n"], r["n_eval"], r["failed"], r["reference"]) for r in rows] == [
-        ("false", "14.9", "3", "1000", "0", "0.1"),
-        ("true", "49.0", "3", "1000", "1", "67.7"),
+        ("false", "14.9", "6", "1000", "0", "0.1"),
+        ("true", "49.0", "6", "1000", "1", "67.7"),
     ]
-    assert float(rows[0]["ci_low"]) == pytest.approx(14.9 - _half_width([14.6, 15.2, 14.9], 1000), abs=1e-3)
+    assert float(rows[0]["ci_low"]) == pytest.approx(
+        14.9 - _half_width([14.6, 15.2, 14.8, 15.1, 14.7, 15.0], 1000), abs=1e-3
+    )
     tex = (report / "table.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"14.9 $\pm$ 2.2" in tex
     assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 1
     verdicts = json.loads((report / "verdicts.json").read_text())
     assert [v["outcome"] for v in verdicts["verdicts"]] == ["holds", "holds", "holds", "does not hold"]
     last = verdicts["verdicts"][3]
-    assert last["test"] == "one-sided Welch t-test" and last["p_value"] < 0.05 and last["difference"]["ci"][1] < 0
-    assert [g["n"] for g in last["groups"]] == [3, 3] and last["groups"][0]["ci"] is not None
+    assert (
+        last["test"].startswith("one-sided paired t-test")
+        and last["p_value"] < 0.05
+        and last["difference"]["ci"][1] < 0
+    )
+    assert [g["n"] for g in last["groups"]] == [6, 6] and last["groups"][0]["ci"] is not None
     assert verdicts["holds"] == 3 and verdicts["does_not_hold"] == 1 and verdicts["inconclusive"] == 0
     png = (report / "toy_stopgrad.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -379,7 +403,7 @@ def test_unreadable_records_are_listed_and_the_rest_reported(sweep, capsys):
     captured = capsys.readouterr()
     assert f"unreadable record {root / 'truncated' / 'record.json'}: not valid JSON" in captured.err
     assert f"unreadable record {root / 'a_list' / 'record.json'}: not a run record (a JSON list" in captured.err
-    assert "| false | 14.9 ± 2.2 | 3 | collapsed 3/3 | 0.1 |" in captured.out
+    assert "| false | 14.9 ± 2.2 | 6 | collapsed 6/6 | 0.1 |" in captured.out
     assert "### Unreadable records (left out)" in captured.out and "truncated?" in captured.out
     verdicts = json.loads((root / "report" / "verdicts.json").read_text())
     assert len(verdicts["unreadable"]) == 2
@@ -491,6 +515,9 @@ def test_random_init_baseline_is_the_mean_of_the_jobs_init_evaluations():
     assert verdicts_json(report)["random_init"] == pytest.approx(32.0)
 
 
+NOISE = {0: 0.0, 1: 0.011, 2: 0.004, 10: 0.017, 11: 0.007, 12: 0.013}  # per seed, shared by the arms
+
+
 def test_current_rules_come_from_the_study_definition():
     """A rule edited in conf/study/<name>.yaml after the sweep applies without rerunning it."""
     block = {"name": "byol_tau", "variant": "quick", "rows": ["method.tau_base"], "metric": "knn_acc", "rules": []}
@@ -499,20 +526,22 @@ def test_current_rules_come_from_the_study_definition():
             {
                 "status": "finished",
                 "seed": s,
-                "final": {"knn_acc": v + 0.005 * s},
+                "final": {"knn_acc": v + NOISE[s] + 0.0007 * ((s + int(100 * t)) % 3)},
                 "config": {"study": block, "method": {"tau_base": t}},
             },
             f"r{t}-{s}",
         )
         for t, v in ((0, 0.4), (0.9, 0.45), (0.99, 0.43), (1, 0.3))
-        for s in (0, 1, 2)
+        for s in (0, 1, 2, 10, 11, 12)  # the seed sets of conf/study/byol_tau.yaml
     ]
     assert build_report(records, rules="recorded").verdicts == []
     current = build_report(records, rules="current")
     kinds = [v.kind for v in current.verdicts]
     assert kinds and set(kinds) <= {"status", "less", "less_or_status", "interior_argmax", "equivalent"}
     tau1 = next(v for v in current.verdicts if v.rule.get("a") == {"method.tau_base": 1})
-    assert tau1.outcome == "holds"  # tau 1 (30) is far below 0.99 (43), 3 seeds each
+    assert tau1.outcome == "holds"  # tau 1 (30) is far below 0.9 (45), 6 seeds each
+    assert [c["seeds"] for c in tau1.consistency] == ["0-2", "10-12"]  # the current protocol's sets
+    assert current.study.seeds == ("0", "1", "2", "10", "11", "12")
 
 
 def test_every_study_definition_passes_the_checks():

@@ -120,21 +120,29 @@ def test_two_keys_two_values_two_seeds_give_four_rows_with_n_2(sweep):
 def test_the_best_is_marked_with_what_it_is_significantly_better_than(sweep):
     report = build_sweep(_records(sweep))
     sig, not_sig = report.better_than()
-    # best 60.5 (s = 0.71) vs 51.0 (s = 1.41): Welch with the binomial term (N_eval 1000): significant;
-    # every other cell is further below
+    # best 60.5 vs 51.0: the cells share seeds 0 and 1, so the test is paired on the per-seed differences
+    # (10 and 9 points) with the split's binomial term (N_eval 1000) counted once; every other cell is
+    # further below; each p is Holm-adjusted over all 12 ordered pairs of the 4 cells
     assert [c.row for c in sig] == [("0.1", "1.0"), ("0.5", "0.5"), ("0.1", "0.5")] and not not_sig
+    from ssl_bench.report.statistics import holm, paired
+
+    second = report.cell(("0.1", "1.0"), ())
+    raw = paired([10.0, 9.0], known_var=(0.605 * 0.395 + 0.51 * 0.49) / 2 / 1000 * 1e4).p_greater(0)
+    assert report.vs_best[id(second)] >= raw and report.vs_best[id(second)] <= 12 * raw
+    assert holm([raw] + [1.0] * 11)[0] == pytest.approx(12 * raw)
     md = to_markdown(report)
     assert (
         "Best: temperature=0.5, color_strength=1.0 (60.5 ± " in md
         and "significantly better than 3 of 3: temperature=0.1, color_strength=1.0; " in md
     )
-    assert "worse (p = " in md
+    assert "worse (p < 1e-6)" in md and "Holm over all 12 ordered pairs of cells" in md
 
 
 def test_noisy_cells_are_not_significantly_worse(tmp_path):
-    for i, (t, values) in enumerate((("0.1", (0.40, 0.60)), ("0.5", (0.45, 0.65)))):
-        for seed, knn in enumerate(values):
-            _write(tmp_path, f"{i}{seed}", _record([f"method.temperature={t}", f"seed={seed}"], knn, seed))
+    for i, (t, values) in enumerate((("0.1", (0.40, 0.60)), ("0.5", (0.45, 0.66)))):
+        for k, knn in enumerate(values):
+            seed = 2 * i + k  # no shared seeds: an unpaired Welch test
+            _write(tmp_path, f"{i}{k}", _record([f"method.temperature={t}", f"seed={seed}"], knn, seed))
     report = build_sweep(_records(tmp_path))
     sig, not_sig = report.better_than()
     assert report.best.row == ("0.5",) and not sig and len(not_sig) == 1
@@ -234,7 +242,7 @@ def test_records_without_overrides_use_the_config_differences():
             {
                 "status": "finished",
                 "seed": s,
-                "final": {"knn_acc": 0.5 + 0.1 * t},
+                "final": {"knn_acc": 0.5 + 0.1 * t + 0.01 * s},
                 "config": {"seed": s, "method": {"temperature": t, "name": "simclr"}, "logger": {"name": f"x{s}"}},
             },
             f"r{t}{s}",

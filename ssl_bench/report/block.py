@@ -12,11 +12,12 @@ from typing import Any
 from ssl_bench.report.cells import ReportError, metric_range, metric_scale, short_metric
 from ssl_bench.report.rules import COMMON, RULES
 from ssl_bench.report.statistics import ALPHA
-from ssl_bench.report.values import flatten, normalize, same, show
+from ssl_bench.report.status_rules import DECIDABLE
+from ssl_bench.report.values import flatten, normalize, same, seed_label, show
 
 StudyError = ReportError
 # keys that say how the report reads a sweep, not what a job computes: taken from conf/study/ as it is now
-INTERPRETATION = ("title", "metric_label", "reference_metric", "rules", "alpha", "metric_range")
+INTERPRETATION = ("title", "metric_label", "reference_metric", "rules", "alpha", "metric_range", "seed_sets")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Study:
     reference_metric: str | None = None  # which of the reference table's metrics to show (it may list several)
     alpha: float = ALPHA  # default significance level of the rules
     value_range: tuple[float, float] | None = None  # the metric's possible values, display units
+    seed_sets: tuple[tuple[str, ...], ...] = ()  # the protocol: the seeds, stated before the sweep
     block: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -50,6 +52,7 @@ class Study:
         if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha <= 0.5:
             raise StudyError(f"study {name}: alpha={alpha!r}; allowed: a number in (0, 0.5]")
         span = _range(name, block.get("metric_range"), metric)
+        seed_sets = _seed_sets(name, block.get("seed_sets"))
         study = cls(
             name=name,
             rows=tuple(rows),
@@ -62,6 +65,7 @@ class Study:
             reference_metric=block.get("reference_metric"),
             alpha=float(alpha),
             value_range=span,
+            seed_sets=seed_sets,
             block=dict(block),
         )
         for i, rule in enumerate(study.rules):
@@ -74,6 +78,21 @@ class Study:
         return self.rows + self.columns
 
     @property
+    def seeds(self) -> tuple[str, ...] | None:
+        """Every seed of the protocol (all sets pooled: the verdict's seeds), None when not stated."""
+        return tuple(s for group in self.seed_sets for s in group) if self.seed_sets else None
+
+    @property
+    def protocol(self) -> str:
+        """``6 seeds in 2 sets (0-2, 10-12), pooled`` or ``seeds not stated``."""
+        if not self.seed_sets:
+            return "seeds not stated (the seeds found are used)"
+        sets = ", ".join(seed_label(s) for s in self.seed_sets)
+        n = sum(len(s) for s in self.seed_sets)
+        many = len(self.seed_sets) > 1
+        return f"{n} seeds" + (f" in {len(self.seed_sets)} sets ({sets}), pooled" if many else f" ({sets})")
+
+    @property
     def scale(self) -> float:
         return metric_scale(self.metric)
 
@@ -84,6 +103,19 @@ class Study:
     @property
     def heading(self) -> str:
         return f"{self.title} ({self.variant})" if self.variant else self.title
+
+
+def _seed_sets(name: str, value: Any) -> tuple[tuple[str, ...], ...]:
+    if value is None:
+        return ()
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(g, (list, tuple)) and g and all(isinstance(s, int) and not isinstance(s, bool) for s in g)
+        for g in value
+    )
+    flat = [s for g in value for s in g] if ok else []
+    if not ok or not value or len(flat) != len(set(flat)):
+        raise StudyError(f"study {name}: seed_sets={value!r}; allowed: disjoint non-empty lists of integer seeds")
+    return tuple(tuple(str(s) for s in g) for g in value)
 
 
 def _range(name: str, value: Any, metric: str) -> tuple[float, float] | None:
@@ -155,6 +187,12 @@ def check_rule(i: int, rule: Any, study: Study) -> None:
         missing.append("one of is / is_not")
     if missing:
         raise StudyError(f"{where}: missing {', '.join(missing)}")
+    named = rule.get("is", rule.get("is_not", rule.get("or_status")))
+    if named is not None and named not in DECIDABLE:
+        raise StudyError(
+            f"{where}: status {named!r} never decides (only jobs with a final evaluation do); "
+            f"allowed: {', '.join(DECIDABLE)}"
+        )
     for key in ("where", "a", "b"):
         if key in rule and not isinstance(rule[key], dict):
             raise StudyError(f"{where}: {key} must map dotted keys to values")

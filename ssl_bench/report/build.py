@@ -31,9 +31,10 @@ from ssl_bench.report.cells import (
     run_name,
     short_metric,
 )
+from ssl_bench.report.evidence import Blocked, arm, compare
 from ssl_bench.report.reference import find_reference, load_reference
 from ssl_bench.report.rules import Verdict, evaluate_rules
-from ssl_bench.report.statistics import ALPHA, NeedsSeeds, Summary, welch
+from ssl_bench.report.statistics import ALPHA, NeedsSeeds, Summary, holm
 from ssl_bench.report.values import MISSING, config_value, nkey, normalize, order_keys, short_key, show
 
 REPORT_DIR = "report"  # <sweep>/report/: where a report's files go
@@ -289,7 +290,7 @@ class SweepReport(Table):
     keys: list[str] = field(default_factory=list)  # every key that varies across the jobs
     lower_better: bool = False
     best: Cell | None = None
-    vs_best: dict[int, float] = field(default_factory=dict)  # id(cell) -> p of "the best is better than it"
+    vs_best: dict[int, float] = field(default_factory=dict)  # id(cell) -> Holm-adjusted p: the best is better
 
     @property
     def ordered_cells(self) -> list[Cell]:
@@ -357,20 +358,40 @@ def build_sweep(
     mark_repeats(list(cells.values()), lambda cell: report.cell_label(cell.row, cell.column))
     ordered = report.ordered_cells
     report.best = ordered[0] if ordered and ordered[0].mean is not None else None
-    if report.best is not None:
-        sign = -1.0 if report.lower_better else 1.0
-        for cell in ordered[1:]:
-            try:
-                est = welch(report.best.summary, cell.summary)
-            except NeedsSeeds:
-                continue
-            report.vs_best[id(cell)] = est.p_greater(0) if sign > 0 else est.p_less(0)
+    report.vs_best = vs_best(report, ordered)
     # rows best first (by their best cell), the table's key order within ties
     rank = {id(c): i for i, c in enumerate(ordered)}
     report.rows = sorted(
         row_vals, key=lambda r: min((rank.get(id(report.cell(r, c)), len(rank)) for c in col_vals), default=len(rank))
     )
     return report
+
+
+def vs_best(report: SweepReport, ordered: Sequence[Cell]) -> dict[int, float]:
+    """id(cell) -> the p of "the best cell is better than it", corrected for the pick: the best is
+    chosen by the data, so every ordered pair of cells with a number is tested (one-sided, paired
+    when the cells share seeds, else Welch) and the p-values are Holm-adjusted over all of those
+    pairs; the best's row of the adjusted table is reported. Cells without evidence (n < 2, no
+    spread) are left out of the comparison."""
+    if report.best is None:
+        return {}
+    sign = -1.0 if report.lower_better else 1.0
+    cells = [c for c in ordered if c.mean is not None]
+    arms = {id(c): arm(c.jobs, report.cell_label(c.row, c.column)) for c in cells}
+    raw: dict[tuple[int, int], float] = {}
+    for c in cells:
+        for d in cells:
+            if c is d:
+                continue
+            try:
+                cmp = compare([(sign, arms[id(c)]), (-sign, arms[id(d)])], report.metric, min_seeds=2)
+            except (Blocked, NeedsSeeds):
+                continue
+            raw[(id(c), id(d))] = cmp.estimate.p_greater(0)
+    keys = list(raw)
+    adjusted = dict(zip(keys, holm([raw[k] for k in keys])))
+    best = id(report.best)
+    return {d: p for (c, d), p in adjusted.items() if c == best}
 
 
 def metric_label(report: Table) -> str:

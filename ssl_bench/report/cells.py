@@ -7,8 +7,8 @@ jobs that share the values of the table's keys, over seeds. A cell's numbers com
 error for accuracy metrics (``N_eval``: the record's ``final.n_eval``, else ``data.test_size`` of
 the embedded shapes data, else unknown: no binomial term).
 
-**A job is counted once.** Two jobs with the same seed whose results are identical, bit for bit
-(every final metric and every epoch's training loss), are one computation run twice: a sweep that
+**A job is counted once.** Two jobs whose results are identical, bit for bit (every final metric
+and every epoch's training loss), are one computation run twice, whatever their seed labels: a sweep that
 crosses a key with a setting where that key has no effect (``method.predictor_fixed_lr`` without a
 trained predictor) produces them. Within a cell they count as one replicate, and a cell whose jobs
 all repeat another cell's is marked as the same runs (:attr:`Cell.same_as`), so that no verdict
@@ -124,7 +124,7 @@ class Job:
     init: float | None = None  # the same metric for the random-init network (evaluated before training)
     n_eval: int | None = None  # evaluation images behind the final accuracy (binomial error)
     overrides: list[str] = field(default_factory=list)
-    fingerprint: Any = None  # identical results of the same seed: the same computation
+    fingerprint: Any = None  # identical results: the same computation
 
 
 def _number(value: Any) -> float | None:
@@ -133,12 +133,14 @@ def _number(value: Any) -> float | None:
 
 
 def fingerprint(record: dict[str, Any]) -> Any:
-    """Seed, status, every final number and every epoch's training loss; None without results."""
+    """Status, every final number and every epoch's training loss; None without results. The seed is
+    not part of it: two seeds with bit-identical results are one computation (the seed had no effect)
+    and count once."""
     final = {k: v for k, v in (record.get("final") or {}).items() if _number(v) is not None}
     if not final:
         return None
     losses = tuple(e.get("train/loss") for e in record.get("epochs") or [] if isinstance(e, dict))
-    return (str(record.get("seed")), record.get("status"), json.dumps(final, sort_keys=True), losses)
+    return (record.get("status"), json.dumps(final, sort_keys=True), losses)
 
 
 def job_from_record(record: dict[str, Any], run: str, metric: str) -> Job:
@@ -201,10 +203,13 @@ def status_counts(jobs: Sequence[Job]) -> dict[str, int]:
 
 
 def runs_text(jobs: Sequence[Job]) -> str:
-    """``finished 2/2``, ``collapsed 1/2, failed 1/2`` or ``not run``."""
+    """``finished 2/2``, ``collapsed 1/2, failed 1/2``, ``finished 3/3 (1 without a number)`` or
+    ``not run``."""
     if not jobs:
         return "not run"
-    return ", ".join(f"{s} {n}/{len(jobs)}" for s, n in status_counts(jobs).items())
+    text = ", ".join(f"{s} {n}/{len(jobs)}" for s, n in status_counts(jobs).items())
+    blank = sum(j.status in METRIC_STATUSES and j.value is None for j in jobs)
+    return text + (f" ({blank} without a number)" if blank else "")
 
 
 def summary_of(jobs: Sequence[Job], metric: str) -> Summary:

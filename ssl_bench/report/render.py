@@ -127,7 +127,15 @@ def best_line(report: SweepReport) -> str:
     untested = [c for c in report.ordered_cells if c is not best and c.mean is not None and id(c) not in report.vs_best]
     if untested:
         text += f" ({len(untested)} not testable: n < 2)"
-    return text + f" (one-sided Welch t-test, alpha {report.alpha:g})."
+    return text + (
+        f" (one-sided t-tests, paired where cells share seeds, else Welch; Holm over all {_pairs(report)} ordered"
+        f" pairs of cells, which covers picking the best from the data; alpha {report.alpha:g})."
+    )
+
+
+def _pairs(report: SweepReport) -> int:
+    k = sum(c.mean is not None for c in report.cells.values())
+    return k * (k - 1)
 
 
 def _title(report: Table) -> str:

@@ -16,13 +16,21 @@ The binomial term is a known variance (it is not estimated from the seeds), so i
 Welch-Satterthwaite degrees of freedom it counts with infinite degrees of freedom: it adds to the
 numerator (the total variance), not to the denominator (the sum over estimated terms)::
 
-    df = (sum_i c_i^2 var_mean_i)^2 / sum_i (c_i^2 s_i^2 / n_i)^2 / (n_i - 1)
+    df = (sum_i c_i^2 s_i^2 / n_i + k)^2 / sum_i (c_i^2 s_i^2 / n_i)^2 / (n_i - 1)
 
 for a contrast ``sum_i c_i mean_i`` of independent cells (two cells for a difference, four for a
-difference of drops). A cell with n < 2 has no estimate of the seed variance: no CI, and every
-test that needs it is undecidable (:class:`NeedsSeeds`).
+difference of drops). **The split is shared**, so in a contrast its error is counted once, not per
+cell: ``k`` is the mean of the cells' binomial variances (for one cell, its own). A cell with n < 2
+has no estimate of the seed variance: no CI, and every test that needs it is undecidable
+(:class:`NeedsSeeds`); a contrast whose seed variance is exactly 0 (identical numbers) has no
+evidence either way (:class:`NoSpread`), never a p of 0 or 1.
 
-**Tests.** A directional claim ("a is below b by more than m") is a one-sided Welch t-test of
+**Paired designs.** Arms that share seeds (one seed = one initial network and one data order) are
+compared on the per-seed contrasts ``d_s = sum_i c_i x_is`` (:func:`paired`): a one-sample t-test of
+``d`` (``scipy.stats.ttest_1samp``; equal to ``ttest_rel`` for two arms), with the split's binomial
+variance added once as above.
+
+**Tests.** A directional claim ("a is below b by more than m") is a one-sided t-test of
 ``H1: estimate > margin``; an equivalence claim ("a is within m of b") is two one-sided tests
 (TOST, Schuirmann 1987) of ``H1: estimate > -m`` and ``H1: estimate < m``, whose p-value is the
 larger of the two. Several tests of one claim are corrected with Holm's step-down method.
@@ -30,7 +38,7 @@ larger of the two. Several tests of one claim are corrected with Holm's step-dow
 Why not ``scipy.stats.ttest_ind(equal_var=False)`` directly: it takes raw samples and knows no
 known-variance term, so it cannot carry the binomial error, and it has no TOST. The distributions
 (t quantiles and tails) come from ``scipy.stats``; only the variance bookkeeping above is written
-here. Without a binomial term the results equal scipy's Welch test (tested).
+here. Without a binomial term the results equal scipy's Welch and paired tests (tested).
 """
 
 from __future__ import annotations
@@ -46,6 +54,13 @@ ALPHA = 0.05
 
 class NeedsSeeds(ValueError):
     """A test needs the seed variance of a cell that has fewer than 2 numbers."""
+
+
+class NoSpread(NeedsSeeds):
+    """The seeds' numbers are identical (seed variance 0): a t-test has no evidence either way."""
+
+
+NO_SPREAD = "the seeds' numbers are identical (seed variance 0): no evidence either way"
 
 
 def t_quantile(q: float, df: float) -> float:
@@ -92,14 +107,19 @@ class Summary:
 
     @property
     def df(self) -> float | None:
-        """Welch-Satterthwaite degrees of freedom of the mean (n - 1 without a known term)."""
-        return None if self.std is None else contrast([(1.0, self)]).df
+        """Welch-Satterthwaite degrees of freedom of the mean (n - 1 without a known term; inf when
+        the seeds' numbers are identical)."""
+        if self.std is None:
+            return None
+        seed = self.std**2 / self.n
+        return math.inf if seed == 0 else (seed + self.known_var) ** 2 / (seed**2 / (self.n - 1))
 
     def ci(self, alpha: float = ALPHA) -> tuple[float, float] | None:
         """Two-sided (1 - alpha) confidence interval of the mean; None for n < 2."""
-        if self.mean is None or self.std is None:
+        if self.mean is None or self.std is None or self.df is None or self.se is None:
             return None
-        return contrast([(1.0, self)]).ci(alpha)
+        half = t_quantile(1 - alpha / 2, self.df) * self.se
+        return self.mean - half, self.mean + half
 
     def half_width(self, alpha: float = ALPHA) -> float | None:
         ci = self.ci(alpha)
@@ -130,15 +150,15 @@ class Estimate:
         return self.value - half, self.value + half
 
     def p_greater(self, margin: float = 0.0) -> float:
-        """One-sided p-value of ``H1: true value > margin``."""
+        """One-sided p-value of ``H1: true value > margin`` (1 without a standard error: no evidence)."""
         if self.se == 0:
-            return 0.0 if self.value > margin else 1.0
+            return 1.0
         return t_sf((self.value - margin) / self.se, self.df)
 
     def p_less(self, margin: float = 0.0) -> float:
-        """One-sided p-value of ``H1: true value < margin``."""
+        """One-sided p-value of ``H1: true value < margin`` (1 without a standard error: no evidence)."""
         if self.se == 0:
-            return 0.0 if self.value < margin else 1.0
+            return 1.0
         return t_sf((margin - self.value) / self.se, self.df)
 
     def tost(self, margin: float) -> float:
@@ -147,18 +167,39 @@ class Estimate:
 
 
 def contrast(terms: Sequence[tuple[float, Summary]]) -> Estimate:
-    """``sum c_i mean_i`` of independent cells: variance ``sum c_i^2 var_mean_i``, Welch-Satterthwaite
-    df with the known terms at infinite df. Raises :class:`NeedsSeeds` when a cell has n < 2."""
+    """``sum c_i mean_i`` of independent cells: variance ``sum c_i^2 s_i^2 / n_i`` plus the split's
+    binomial variance once (the mean of the cells' ``known_var``), Welch-Satterthwaite df with the
+    known term at infinite df. Raises :class:`NeedsSeeds` when a cell has n < 2 and
+    :class:`NoSpread` when the seed variance is 0."""
     value, var, denom = 0.0, 0.0, 0.0
+    known = [s.known_var for c, s in terms if c != 0]
     for c, s in terms:
         if s.mean is None or s.std is None:
             raise NeedsSeeds(f"a cell has n = {s.n}: needs >= 2 seeds per cell")
         value += c * s.mean
         seed = c * c * s.std**2 / s.n
-        var += seed + c * c * s.known_var
+        var += seed
         denom += seed**2 / (s.n - 1)
-    df = math.inf if denom == 0 else var**2 / denom
-    return Estimate(value, math.sqrt(var), df)
+    if denom == 0:
+        raise NoSpread(NO_SPREAD)
+    var += math.fsum(known) / len(known) if known else 0.0
+    return Estimate(value, math.sqrt(var), var**2 / denom)
+
+
+def paired(values: Sequence[float], known_var: float = 0.0) -> Estimate:
+    """The mean of per-seed contrasts ``values`` (one per seed shared by every arm), its standard
+    error ``sqrt(s^2 / n + known_var)`` and Satterthwaite df (``n - 1`` without a known term): the
+    one-sample t-test of ``scipy.stats.ttest_1samp``, with the split's binomial variance once."""
+    vals = [float(v) for v in values]
+    n = len(vals)
+    if n < 2:
+        raise NeedsSeeds(f"{n} shared seed(s): a paired test needs >= 2")
+    mean = math.fsum(vals) / n
+    seed = math.fsum((v - mean) ** 2 for v in vals) / (n - 1) / n
+    if seed == 0:
+        raise NoSpread(NO_SPREAD)
+    var = seed + known_var
+    return Estimate(mean, math.sqrt(var), var**2 / (seed**2 / (n - 1)))
 
 
 def welch(a: Summary, b: Summary) -> Estimate:

@@ -144,3 +144,14 @@ def fmt_p(p: float | None) -> str:
 def p_is(p: float) -> str:
     """``p = 0.031`` or ``p < 1e-6``."""
     return "p < 1e-6" if p < 1e-6 else f"p = {fmt_p(p)}"
+
+
+def seed_label(seeds: Sequence[str]) -> str:
+    """``0-2`` for consecutive integer seeds, else ``0, 3, 7``."""
+    try:
+        ints = [int(s) for s in seeds]
+    except ValueError:
+        return ", ".join(seeds)
+    if len(ints) > 2 and ints == list(range(ints[0], ints[0] + len(ints))):
+        return f"{ints[0]}-{ints[-1]}"
+    return ", ".join(str(i) for i in ints)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ssl_bench.report.cells import Job, runs_text, summary_of
+from ssl_bench.report.evidence import Arm, arm
 from ssl_bench.report.statistics import Estimate, Summary
 from ssl_bench.report.values import flatten, fmt, p_is, short_key, show
 
@@ -32,11 +33,13 @@ class Verdict:
     alpha: float = 0.05
     groups: list[dict[str, Any]] = field(default_factory=list)
     difference: dict[str, Any] | None = None
+    p_against: float | None = None  # p of the "does not hold" test (None: no such test was possible)
     scope: str = ""  # the cell this sub-verdict is about ("" for the whole rule)
     cells: list[Verdict] = field(default_factory=list)
     kind: str = ""
     text: str = ""
     rule: dict[str, Any] = field(default_factory=dict)
+    consistency: list[dict[str, Any]] = field(default_factory=list)  # each seed set on its own (not the rule)
 
     @property
     def holds(self) -> bool | None:
@@ -56,7 +59,14 @@ class Verdict:
     def line(self) -> str:
         flag = self.rule.get("full_variant_only")
         head = f"{self.mark} {self.text}" + (f" [full variant only: {flag}]" if flag else "")
-        return f"{head}: {self.summary_line()}"
+        return f"{head}: {self.summary_line()}" + self.consistency_text()
+
+    def consistency_text(self) -> str:
+        """`` Seed sets on their own (a consistency check, not the rule): 0-2 holds, 10-12 inconclusive.``"""
+        if not self.consistency:
+            return ""
+        sets = ", ".join(f"{c['seeds']} {c['outcome']}" for c in self.consistency)
+        return f" Seed sets on their own (a consistency check, not the rule): {sets}."
 
     def sub_lines(self) -> list[str]:
         return [f"{c.scope}: {c.mark} {c.summary_line()}" for c in self.cells]
@@ -74,7 +84,10 @@ class Verdict:
             "alpha": self.alpha,
             "groups": self.groups,
             "difference": self.difference,
+            "p_against": self.p_against,
         }
+        if self.consistency:
+            out["consistency"] = self.consistency
         if self.scope:
             out["scope"] = self.scope
         if self.cells:
@@ -85,17 +98,13 @@ class Verdict:
 
 
 def combine(subs: list[Verdict], alpha: float) -> Verdict:
-    """Per-cell sub-verdicts -> one: holds in every cell, does not hold in any, else inconclusive."""
-    decided = [s for s in subs if s.outcome != NA]
-    if not decided:
-        outcome = NA
-    elif all(s.outcome == HOLDS for s in decided):
-        outcome = HOLDS
-    elif any(s.outcome == NOT for s in decided):
-        outcome = NOT
-    else:
-        outcome = INCONC
-    counts = {o: sum(s.outcome == o for s in subs) for o in (HOLDS, NOT, INCONC, NA)}
+    """Per-cell sub-verdicts -> one claim that is about every cell. Holds when it holds in every cell
+    (each at ``alpha``: an intersection-union test) and no cell is n/a (never run: a claim about every
+    cell cannot hold from the cells that exist); does not hold when some cell's "does not hold" test
+    survives Holm's correction over the cells; else inconclusive (n/a when no cell was run)."""
+    from ssl_bench.report.statistics import holm
+
+    counts = {o: sum(s.outcome == o for s in subs) for o in OUTCOMES}
     verbs = {
         HOLDS: ("holds", "hold"),
         NOT: ("does not hold", "do not hold"),
@@ -103,11 +112,27 @@ def combine(subs: list[Verdict], alpha: float) -> Verdict:
         NA: ("n/a",) * 2,
     }
     reason = "per cell: " + ", ".join(f"{n} {verbs[o][n > 1]}" for o, n in counts.items() if n)
+    against = [s.p_against if s.p_against is not None and s.outcome == NOT else 1.0 for s in subs]
+    adjusted = holm(against)
+    p_not = min(adjusted) if adjusted else 1.0
+    if counts[NA] == len(subs):
+        outcome = NA
+    elif counts[HOLDS] == len(subs):
+        outcome = HOLDS
+    elif p_not < alpha:
+        outcome = NOT
+    else:
+        outcome = INCONC
+    if counts[NA] and counts[NA] < len(subs):
+        reason += f"; {counts[NA]} never run: cannot hold"
+    if counts[NOT]:
+        reason += f"; does not hold in some cell: Holm over {len(subs)} cells, {p_text(p_not, alpha)}"
     return Verdict(
         outcome=outcome,
         detail="; ".join(f"{s.scope}: {s.outcome}" for s in subs),
         reason=reason,
-        test="per cell",
+        test="per cell (Holm over the cells for does not hold)",
+        p_against=p_not if counts[NOT] else None,
         alpha=alpha,
         cells=subs,
     )
@@ -117,9 +142,14 @@ def combine(subs: list[Verdict], alpha: float) -> Verdict:
 class Context:
     """The study's table keys and metric, the jobs, and how to describe a group of them."""
 
-    def __init__(self, study: Study, jobs: Sequence[Job]):
+    def __init__(self, study: Study, jobs: Sequence[Job], protocol: Sequence[str] | None = None):
         self.study, self.jobs = study, list(jobs)
         self.keys = list(study.keys)
+        self.protocol = protocol if protocol is not None else study.seeds  # None: no stated seeds
+
+    def arm(self, label: str, jobs: Sequence[Job]) -> Arm:
+        """The jobs of one side of a comparison: what decides and what was dropped."""
+        return arm(jobs, label, self.protocol)
 
     @property
     def scale(self) -> float:
