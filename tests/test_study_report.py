@@ -552,3 +552,16 @@ def test_every_study_definition_passes_the_checks():
         block = OmegaConf.to_container(OmegaConf.load(path))
         block["variant"] = "quick"
         assert Study.from_block(block).rules, path.name
+
+
+def test_cli_survivorship_diverged_seeds_block_the_verdict_and_are_named(sweep, capsys):
+    """Audit case through the CLI: diverged seeds leave the mean; the verdict says so and gives none."""
+    root, ref = sweep
+    for seed in (7, 8, 9):
+        _write(root, f"sg=true_seed={seed}", _record(STUDY, "diverged", None, seed, method__stop_grad=True))
+    assert main([str(root), "--reference", str(ref), "--format", "md", "--no-wandb"]) == 0
+    out = capsys.readouterr().out
+    verdicts = json.loads((root / "report" / "verdicts.json").read_text())["verdicts"]
+    assert [v["outcome"] for v in verdicts] == ["holds", "inconclusive", "inconclusive"]
+    assert "stop_grad=true lost 4 of 10 seeds: the survivors are not a random sample of seeds" in out
+    assert "dropped: stop_grad=true: 4 of 10 (failed 1, diverged 3)" in verdicts[1]["reason"]
