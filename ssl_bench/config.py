@@ -18,6 +18,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, InterpolationResolutionError, ValidationError
 
 from ssl_bench.errors import ConfigError  # re-exported: ``from ssl_bench.config import ConfigError``
+from ssl_bench.methods.registry import REGISTRY, check_method, method_schemas
+from ssl_bench.schema import choice, num, per_view  # re-exported for the schemas of other apps
 
 
 def _ratio(total: Any, part: Any) -> int:
@@ -57,85 +59,7 @@ def config_dir() -> str:
     raise FileNotFoundError(f"ssl-bench config tree not found next to {pkg}")
 
 
-# --- field helpers: the allowed range lives next to the default --------------------------------
-def choice(default: Any, *allowed: Any) -> Any:
-    return field(default=default, metadata={"choices": allowed})
-
-
-def num(default: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> Any:
-    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
-
-
-def per_view(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
-    """A number, or a list with one number per view (asymmetric views, as in BYOL)."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "per_view": True})
-
-
-# --- schemas -------------------------------------------------------------------------------------
-@dataclass
-class Head:
-    type: str = choice("mlp", "none", "linear", "mlp")
-    num_layers: int = num(2, lo=2)
-    hidden_dim: int = num(2048, lo=1)
-    out_dim: int = num(128, lo=1)
-    hidden_bn: bool = True
-    last_bn: bool = False
-    last_bn_affine: bool = False
-
-
-@dataclass
-class SimCLR:
-    name: str = "simclr"
-    temperature: float = num(0.5, lo=0, lo_open=True)
-    normalize: bool = True
-    gather_distributed: bool = True
-    projector: Head = field(default_factory=Head)
-
-
-@dataclass
-class BYOL:
-    name: str = "byol"
-    tau_base: float = num(0.99, lo=0, hi=1)
-    tau_schedule: str = choice("cosine", "cosine", "constant")
-    predictor: str = choice("mlp", "mlp", "none", "frozen_random")
-    symmetric: bool = True
-    projector: Head = field(default_factory=Head)
-    predictor_head: Head = field(default_factory=Head)
-
-
-@dataclass
-class SimSiam:
-    name: str = "simsiam"
-    stop_grad: bool = True
-    predictor: str = choice("mlp", "mlp", "none", "frozen_random")
-    predictor_fixed_lr: bool = True
-    symmetric: bool = True
-    projector: Head = field(default_factory=Head)
-    predictor_head: Head = field(default_factory=Head)
-
-
-@dataclass
-class MLM:
-    """RoBERTa-style masked LM (``method=mlm`` tiny / ``method=mlm_base``); the corpus, tokenizer and
-    packing are ``data.*`` (``data=text_embedded`` / ``text_files``)."""
-
-    name: str = "mlm"
-    hidden_size: int = num(128, lo=1)
-    num_layers: int = num(2, lo=1)
-    num_heads: int = num(4, lo=1)
-    intermediate_size: int = num(512, lo=1)
-    hidden_dropout: float = num(0.0, lo=0, hi=1)
-    attention_dropout: float = num(0.0, lo=0, hi=1)
-    initializer_range: float = num(0.02, lo=0, lo_open=True)
-    mask_prob: float = num(0.15, lo=0, hi=1, lo_open=True)
-    mask_token_prob: float = num(0.8, lo=0, hi=1)
-    random_token_prob: float = num(0.1, lo=0, hi=1)
-    masking: str = choice("dynamic", "dynamic", "static")
-    static_copies: int = num(10, lo=1)
-    export: bool = True
-
-
-METHODS: dict[str, type] = {"simclr": SimCLR, "byol": BYOL, "simsiam": SimSiam, "mlm": MLM}
+METHODS: dict[str, type] = method_schemas()  # method.name -> schema, from the registry
 
 
 @dataclass
@@ -258,7 +182,7 @@ DATA: dict[str, type] = {
     "imagenet": ImageNetData,
     "imagenet100": ImageNetData,
 }
-TEXT_METHODS = ("mlm",)
+TEXT_METHODS = tuple(n for n, s in REGISTRY.items() if s.modality == "text")
 
 
 @dataclass
@@ -508,16 +432,7 @@ def validate(cfg: DictConfig) -> None:
             f"method.name={method.name!r} needs text data (data=text_embedded or data=text_files); "
             f"data.name={cfg.data.name!r} is images"
         )
-    if method.name == "mlm":
-        if method.mask_token_prob + method.random_token_prob > 1:
-            raise ConfigError(
-                f"method.mask_token_prob + method.random_token_prob = "
-                f"{method.mask_token_prob + method.random_token_prob:g} must be <= 1"
-            )
-        if method.hidden_size % method.num_heads:
-            raise ConfigError(
-                f"method.hidden_size={method.hidden_size} must be a multiple of method.num_heads={method.num_heads}"
-            )
+    check_method(method)
     if text_data and cfg.data.heldout_mask_token_prob + cfg.data.heldout_random_token_prob > 1:
         raise ConfigError("data.heldout_mask_token_prob + data.heldout_random_token_prob must be <= 1")
     if cfg.data.name == "shapes" and cfg.data.palette == 1:
@@ -537,13 +452,6 @@ def validate(cfg: DictConfig) -> None:
                 f"give one number or {aug.num_views} (augment.num_views)"
             )
     check_trainer(cfg.trainer)
-    heads = [method.get("projector"), method.get("predictor_head")]
-    if method.name in ("byol", "simsiam"):
-        proj, pred = heads
-        if method.predictor != "none" and pred.out_dim != proj.out_dim:
-            raise ConfigError(
-                f"method.predictor_head.out_dim={pred.out_dim} must equal method.projector.out_dim={proj.out_dim}"
-            )
 
 
 def check_trainer(tc: DictConfig) -> None:

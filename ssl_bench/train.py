@@ -29,7 +29,8 @@ from ssl_bench import distributed
 from ssl_bench.checkpointing import AtomicCheckpointIO, RunIdentity, epoch_checkpoint
 from ssl_bench.data.datamodule import build_datamodule
 from ssl_bench.errors import UserError
-from ssl_bench.methods import METHODS, DivergedError
+from ssl_bench.methods import method_class
+from ssl_bench.methods.base import DivergedError
 from ssl_bench.models.syncbn import layer_sync
 from ssl_bench.resume import CheckpointInfo, RngState
 from ssl_bench.runfolder import Plan, plan_run
@@ -219,7 +220,7 @@ def _execute(
         job.track(record)
         if ckpt is not None:
             log.info("resuming from %s (after epoch %d)", ckpt.path, ckpt.epoch)
-        throughput = EpochThroughput(cfg.data.batch_size, unit=METHODS[cfg.method.name].throughput_unit)
+        throughput = EpochThroughput(cfg.data.batch_size, unit=method_class(cfg.method.name).throughput_unit)
         try:
             _fit_and_evaluate(cfg, out_dir, name, job, record, throughput, ckpt, ranks)
         except DivergedError as err:
@@ -259,7 +260,7 @@ def _fit_and_evaluate(
         record["wandb"] = wb.wandb_info(job.logger)
         record.save()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = METHODS[cfg.method.name].from_config(cfg, dm)
+    model = method_class(cfg.method.name).from_config(cfg, dm)
     trainer = build_trainer(
         cfg, out_dir, job.logger, [throughput, EpochRecorder(record), RngState(), TakeSignals()], record, ranks
     )

@@ -211,7 +211,7 @@ def test_bad_source_exits_2_with_one_line(tmp_path):
         ("missing", "source: missing"),
         ("no_checkpoint", "no checkpoint in"),
         ("unknown_key", "unknown key 'linear.epoch'. Did you mean 'linear.epochs'?"),
-        ("mlm", "masked-LM run"),
+        ("mlm", "a text run (method=mlm)"),
     ],
 )
 def test_input_errors_exit_2_with_one_line(case, message, tmp_path, capsys):

@@ -32,20 +32,20 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], DictConfig]:
 
 def build_image_method(ckpt: dict[str, Any], pcfg: DictConfig) -> Any:
     """The pretraining image method rebuilt from its config, weights loaded, frozen (eval mode, no grad)."""
-    from ssl_bench.methods import METHODS, SSLMethod
+    from ssl_bench.methods import REGISTRY, image_methods
 
     name = pcfg.method.name
-    cls = METHODS.get(name)
-    if cls is None or not issubclass(cls, SSLMethod):
-        kind = "a masked-LM run" if name == "mlm" else f"method={name!r}"
+    spec = REGISTRY.get(name)
+    if spec is None or spec.modality != "image":
+        kind = f"a {spec.modality} run (method={name})" if spec is not None else f"method={name!r}"
         raise CheckpointError(
             f"source is {kind}: ssl-bench-eval evaluates image methods "
-            f"({', '.join(n for n, c in METHODS.items() if issubclass(c, SSLMethod))}); "
+            f"({', '.join(image_methods())}); "
             "masked LMs report held-out perplexity in their own record"
         )
     pcfg = pcfg.copy()
     pcfg.backbone.pretrained = False  # the checkpoint has the weights: never download any
-    model = cls(pcfg, int(ckpt["hyper_parameters"]["num_classes"]))
+    model = spec.load()(pcfg, int(ckpt["hyper_parameters"]["num_classes"]))
     model.load_state_dict(ckpt["state_dict"])
     model.eval().requires_grad_(False)
     return model
