@@ -414,6 +414,7 @@ def validate(cfg: DictConfig) -> None:
     for key in cfg:
         if key not in root_keys:
             raise ConfigError(unknown_key(key, root_keys))
+    check_seed(cfg.get("seed", 0))
     resume = cfg.get("resume")
     if resume is not None and resume != "auto" and not (isinstance(resume, str) and Path(resume).is_file()):
         raise ConfigError(
@@ -452,6 +453,15 @@ def validate(cfg: DictConfig) -> None:
                 f"give one number or {aug.num_views} (augment.num_views)"
             )
     check_trainer(cfg.trainer)
+
+
+SEED_MAX = 2**32 - 1  # numpy's and torch's seed range
+
+
+def check_seed(seed: Any) -> None:
+    """``seed`` is an integer in [0, 2**32 - 1] (what numpy and torch accept); a bool is not a seed."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"seed={seed!r} is not allowed; seed is an integer in [0, {SEED_MAX}]")
 
 
 def check_trainer(tc: DictConfig) -> None:

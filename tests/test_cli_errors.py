@@ -172,7 +172,6 @@ def test_path_overrides_with_equals_and_commas_are_quoted():
     ) == {"seed", "method.temperature"}
 
 
-@pytest.mark.xfail(reason="seed validation pending", strict=True)
 @pytest.mark.parametrize("value", ["-1", "abc", "99999999999"])
 def test_a_seed_outside_0_to_2_32_is_a_config_error_before_any_work(capsys, tmp_path, value):
     """numpy and torch take seeds in [0, 2**32 - 1]: anything else is refused up front."""
