@@ -64,16 +64,16 @@ def test_unlabelled_training_images_train_no_probe(cfg_factory):
 def test_byol_target_follows_every_optimizer_step_under_accumulation(tmp_path, monkeypatch):
     """With accumulate_grad_batches=3 and 10 batches an epoch Lightning steps the optimizer 4 times an
     epoch (after batches 3, 6, 9 and the last, partial accumulation): the EMA target follows each step."""
-    import ssl_bench.methods.byol as byol
+    import ssl_bench.models.momentum as momentum
 
     calls: list[float] = []
-    real = byol.update_momentum
+    real = momentum.update_momentum
 
     def counting(online, target, tau):
         calls.append(tau)  # two calls per update: backbone, projector
         real(online, target, tau)
 
-    monkeypatch.setattr(byol, "update_momentum", counting)
+    monkeypatch.setattr(momentum, "update_momentum", counting)
     record = run(
         make_cfg(
             "method=byol",

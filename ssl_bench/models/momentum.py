@@ -36,3 +36,32 @@ def tau_at(step: int, total_steps: int, tau_base: float, schedule: str = "cosine
         raise ValueError(f"unknown tau schedule {schedule!r}; allowed: cosine, constant")
     k = min(max(step, 0), total_steps)
     return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * k / max(total_steps, 1)) + 1.0) / 2.0
+
+
+class MomentumTargets:
+    """Lightning hooks for a method whose targets follow its online networks by EMA (BYOL, MoCo v3, DINO).
+
+    The method lists its ``(online, target)`` pairs in ``momentum_pairs`` and has ``method.tau_base`` and
+    ``method.tau_schedule``; the targets move once per optimizer step (under gradient accumulation Lightning
+    also steps after an epoch's last, partial accumulation, so optimizer steps are compared, not batch
+    indices), and ``train/tau`` is logged. Mix in before ``SSLMethod``."""
+
+    tau: float
+    _ema_step: int = 0
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        raise NotImplementedError
+
+    def on_train_start(self) -> None:
+        self._ema_step = self.global_step  # optimizer steps the targets have followed (a resume restores it)
+
+    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        pairs = self.momentum_pairs()
+        if not pairs or self.global_step == self._ema_step:
+            return  # no target, or no optimizer step happened
+        self._ema_step = self.global_step
+        total = int(self.trainer.estimated_stepping_batches)
+        self.tau = tau_at(self.global_step, total, self.mcfg.tau_base, self.mcfg.tau_schedule)
+        for online, target in pairs:
+            update_momentum(online, target, self.tau)
+        self.log("train/tau", self.tau, on_step=True, on_epoch=False)
