@@ -205,6 +205,10 @@ class Augment:
     solarize_p: Any = per_view(0.0, lo=0, hi=1)
     blur_min_size: int = num(0, lo=0)
     backend: str = choice("batched", "batched", "torchvision")
+    local_crops: int = num(0, lo=0)  # multi-crop: small views beside the global ones (methods that pair them)
+    local_size: int = num(0, lo=0)  # their side in pixels; 0: 96/224 of data.image_size (DINO's)
+    local_min_scale: float = num(0.05, lo=0, hi=1, lo_open=True)
+    local_max_scale: float = num(0.4, lo=0, hi=1)
 
 
 @dataclass
@@ -452,7 +456,31 @@ def validate(cfg: DictConfig) -> None:
                 f"augment.{f.name}={list(value)} has {len(value)} entries; "
                 f"give one number or {aug.num_views} (augment.num_views)"
             )
+    check_multicrop(cfg)
     check_trainer(cfg.trainer)
+
+
+def check_multicrop(cfg: DictConfig) -> None:
+    """``augment.local_crops``: a method whose loss pairs small crops, cropped on the batch (not by the loader)."""
+    aug = cfg.augment
+    n = int(aug.get("local_crops", 0) or 0)
+    if n == 0:
+        return
+    users = [name for name, spec in REGISTRY.items() if spec.multicrop]
+    if not REGISTRY[cfg.method.name].multicrop:
+        raise ConfigError(
+            f"augment.local_crops={n}: method={cfg.method.name} trains on its global views and does not pair "
+            f"small crops; methods that do: {', '.join(users)} (or augment.local_crops=0)"
+        )
+    if aug.backend != "batched" or cfg.data.get("storage") in ("stream", "shards"):
+        raise ConfigError(
+            f"augment.local_crops={n} needs the batched augmentation on whole images "
+            "(augment.backend=batched, data.storage=memory)"
+        )
+    if aug.local_min_scale >= aug.local_max_scale:
+        raise ConfigError(
+            f"augment.local_min_scale={aug.local_min_scale} must be below augment.local_max_scale={aug.local_max_scale}"
+        )
 
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's seed range

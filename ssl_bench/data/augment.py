@@ -84,6 +84,23 @@ def views_from_config(cfg: Mapping[str, Any], image_size: int | None = None) -> 
     return views
 
 
+def local_views_from_config(cfg: Mapping[str, Any], image_size: int) -> tuple[list[ViewAug], int]:
+    """Multi-crop's small views (``augment.local_crops``): view 0's pipeline with the local crop scales
+    (``local_min_scale``..``local_max_scale``), at ``local_size`` pixels (0: DINO's 96/224 of the image)."""
+    n = int(cfg.get("local_crops", 0) or 0)
+    if n == 0:
+        return [], 0
+    size = int(cfg.get("local_size", 0) or 0) or local_size(image_size)
+    first = views_from_config(cfg, image_size)[0]
+    small = replace(first, crop_min_scale=float(cfg["local_min_scale"]), crop_max_scale=float(cfg["local_max_scale"]))
+    return [small] * n, size
+
+
+def local_size(image_size: int) -> int:
+    """DINO's local crop side for an image side: 96 px at 224 (at least 8)."""
+    return max(8, round(image_size * 96 / 224))
+
+
 def _uniform(lo: float, hi: float, n: int, device: torch.device) -> torch.Tensor:
     """``n`` uniform draws in [lo, hi) for this rank's images. Under torch.distributed every rank draws
     for the whole global batch (its RNG is in the same state on every rank) and keeps the draws of its
@@ -269,17 +286,30 @@ class BatchAugment(nn.Module):
     """Turns a batch of images into ``len(views)`` normalised, independently augmented views.
 
     Input: uint8 images ``[B, C, H, W]`` (each view crops them here), or views already cropped by the
-    loader, ``[B, V, C, size, size]`` (streamed data: the crop was drawn before decoding)."""
+    loader, ``[B, V, C, size, size]`` (streamed data: the crop was drawn before decoding). ``local``:
+    multi-crop's small views and their size, returned after the global ones (uint8 input only)."""
 
-    def __init__(self, views: Sequence[ViewAug], out_size: int, mean: Sequence[float], std: Sequence[float]):
+    def __init__(
+        self,
+        views: Sequence[ViewAug],
+        out_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        local: tuple[Sequence[ViewAug], int] = ((), 0),
+    ):
         super().__init__()
         self.views = list(views)
         self.out_size = out_size
+        self.local_views, self.local_size = list(local[0]), local[1]
         self.normalize = Normalize(mean, std)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if x.ndim == 5:
+            if self.local_views:
+                raise ValueError(
+                    "augment.local_crops needs whole images; this loader cropped the views (data.storage=memory)"
+                )
             if x.shape[1] != len(self.views):
                 raise ValueError(
                     f"the loader cropped {x.shape[1]} views per image, the augmentation has "
@@ -292,7 +322,8 @@ class BatchAugment(nn.Module):
                 for k, v in enumerate(self.views)
             ]
         x = Normalize.to_float(x)
-        return [self.normalize(apply_view(x, v, self.out_size), already_float=True) for v in self.views]
+        sized = [(v, self.out_size) for v in self.views] + [(v, self.local_size) for v in self.local_views]
+        return [self.normalize(apply_view(x, v, size), already_float=True) for v, size in sized]
 
 
 # --- the per-image path: torchvision transforms v2 --------------------------------------------------

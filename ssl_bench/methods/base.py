@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ssl_bench.config import Eval
-from ssl_bench.data.augment import BatchAugment, Normalize, views_from_config
+from ssl_bench.data.augment import BatchAugment, Normalize, local_views_from_config, views_from_config
 from ssl_bench.distributed import gather
 from ssl_bench.eval.export import export_backbone
 from ssl_bench.eval.frozen import evaluate_frozen
@@ -58,8 +58,13 @@ class SSLMethod(pl.LightningModule):
         self.num_classes = num_classes
         self.backbone = build_backbone(**cfg.backbone)
         self.feat_dim: int = self.backbone.num_features
+        size = cfg.data.image_size
         self.augment = BatchAugment(
-            views_from_config(cfg.augment, cfg.data.image_size), cfg.data.image_size, cfg.data.mean, cfg.data.std
+            views_from_config(cfg.augment, size),
+            size,
+            cfg.data.mean,
+            cfg.data.std,
+            local=local_views_from_config(cfg.augment, size),
         )
         self._views_in_batch = cfg.augment.get("backend", "batched") == "torchvision"  # built per image by the loader
         self.normalize = Normalize(cfg.data.mean, cfg.data.std)
