@@ -107,7 +107,7 @@ def test_every_image_corrupt_is_one_line(capsys, tmp_path):
         (["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 trains nothing"),
         (["trainer.devices=0"], "trainer.devices=0 is not allowed"),
         (["trainer=gpu"], "no CUDA GPU is visible here"),
-        (["method=moco"], "Could not find 'method/moco'; Available options in 'method': byol, mlm"),
+        (["method=moco"], "Could not find 'method/moco'; Available options in 'method': barlow_twins, byol, dino, mlm"),
     ],
 )
 def test_config_errors_are_one_line(capsys, tmp_path, args, needle):

@@ -107,10 +107,10 @@ class DINO:
     student_temp: float = num(0.1, lo=0, lo_open=True)
     teacher_temp: float = num(0.07, lo=0, lo_open=True)
     warmup_teacher_temp: float = num(0.04, lo=0, lo_open=True)
-    warmup_teacher_temp_epochs: float = num(30, lo=0)
+    warmup_teacher_temp_epochs: int = num(30, lo=0)
     tau_base: float = num(0.996, lo=0, hi=1)
     tau_schedule: str = choice("cosine", "cosine", "constant")
-    freeze_last_layer_epochs: float = num(1, lo=0)
+    freeze_last_layer_epochs: int = num(1, lo=0)
     head: DINOHead = field(default_factory=DINOHead)
 
 
@@ -171,6 +171,7 @@ class MethodSpec:
     ablated: tuple[str, ...]  # the keys the paper ablates
     recipe: str = ""  # the recipe with published numbers
     published: str = ""  # the published number of that recipe
+    multicrop: bool = False  # its loss pairs augment.local_crops small views with the global ones
     check: Callable[[Any], None] | None = None
 
     def load(self) -> type:
@@ -226,7 +227,7 @@ REGISTRY: dict[str, MethodSpec] = {
             loss="cross-entropy to a centred, sharpened EMA teacher",
             collapse_switch="method.centering=false",
             ablated=("centering", "sharpening", "teacher_temp", "center_momentum", "out_dim"),
-            recipe="cifar10_dino", published="89.5 (solo-learn, 1000 ep)",
+            recipe="cifar10_dino", published="89.5 (solo-learn, 1000 ep)", multicrop=True,
         ),
         MethodSpec(
             "mlm", MLM, "ssl_bench.methods.mlm:MLM", "text",
