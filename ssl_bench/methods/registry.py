@@ -173,11 +173,15 @@ class MethodSpec:
     published: str = ""  # the published number of that recipe
     multicrop: bool = False  # its loss pairs augment.local_crops small views with the global ones
     check: Callable[[Any], None] | None = None
+    smoke: tuple[str, ...] = ()  # overrides that shrink its heads for a seconds-long run (tests, docs)
 
     def load(self) -> type:
         module, _, attr = self.cls.partition(":")
         return getattr(importlib.import_module(module), attr)
 
+
+_SMALL_PROJECTOR = ("method.projector.hidden_dim=64", "method.projector.out_dim=32")
+_SMALL_PREDICTOR = (*_SMALL_PROJECTOR, "method.predictor_head.hidden_dim=64")
 
 REGISTRY: dict[str, MethodSpec] = {
     s.name: s
@@ -187,18 +191,21 @@ REGISTRY: dict[str, MethodSpec] = {
             family="contrastive", paper="Chen et al. 2020", loss="NT-Xent over the global batch",
             collapse_switch="", ablated=("temperature", "normalize", "projector.type"),
             recipe="cifar10_simclr", published="90.7 (solo-learn, 1000 ep)",
+            smoke=_SMALL_PROJECTOR,
         ),
         MethodSpec(
             "byol", BYOL, "ssl_bench.methods.byol:BYOL", "image",
             family="self-distillation (EMA target)", paper="Grill et al. 2020", loss="2 - 2 cos(p, z_target)",
             collapse_switch="method.tau_base=0", ablated=("tau_base", "predictor", "symmetric"),
             recipe="cifar10_byol", published="92.6 (solo-learn, 1000 ep)", check=_predictor_matches_projector,
+            smoke=_SMALL_PREDICTOR,
         ),
         MethodSpec(
             "simsiam", SimSiam, "ssl_bench.methods.simsiam:SimSiam", "image",
             family="self-distillation (stop-gradient)", paper="Chen & He 2021", loss="-cos(p, sg(z))",
             collapse_switch="method.stop_grad=false", ablated=("stop_grad", "predictor", "predictor_fixed_lr"),
             recipe="cifar10_simsiam", published="90.5 (solo-learn, 1000 ep)", check=_predictor_matches_projector,
+            smoke=_SMALL_PREDICTOR,
         ),
         MethodSpec(
             "mocov3", MoCoV3, "ssl_bench.methods.mocov3:MoCoV3", "image",
@@ -206,6 +213,7 @@ REGISTRY: dict[str, MethodSpec] = {
             loss="symmetrised InfoNCE, keys gathered over ranks",
             collapse_switch="", ablated=("tau_base", "momentum_encoder", "temperature", "predictor"),
             recipe="cifar10_mocov3", published="93.1 (solo-learn, 1000 ep)", check=_predictor_matches_projector,
+            smoke=_SMALL_PREDICTOR,
         ),
         MethodSpec(
             "barlow_twins", BarlowTwins, "ssl_bench.methods.barlow_twins:BarlowTwins", "image",
@@ -213,6 +221,7 @@ REGISTRY: dict[str, MethodSpec] = {
             loss="cross-correlation to identity over the global batch",
             collapse_switch="", ablated=("lambda_offdiag", "projector.hidden_dim", "projector.out_dim"),
             recipe="cifar10_barlow_twins", published="92.1 (solo-learn, 1000 ep)", check=_has_projector,
+            smoke=_SMALL_PROJECTOR,
         ),
         MethodSpec(
             "vicreg", VICReg, "ssl_bench.methods.vicreg:VICReg", "image",
@@ -220,6 +229,7 @@ REGISTRY: dict[str, MethodSpec] = {
             loss="25 MSE + 25 variance hinge + 1 covariance",
             collapse_switch="method.var_weight=0", ablated=("sim_weight", "var_weight", "cov_weight"),
             recipe="cifar10_vicreg", published="92.1 (solo-learn, 1000 ep)", check=_has_projector,
+            smoke=_SMALL_PROJECTOR,
         ),
         MethodSpec(
             "dino", DINO, "ssl_bench.methods.dino:DINO", "image",
@@ -228,11 +238,16 @@ REGISTRY: dict[str, MethodSpec] = {
             collapse_switch="method.centering=false",
             ablated=("centering", "sharpening", "teacher_temp", "center_momentum", "out_dim"),
             recipe="cifar10_dino", published="89.5 (solo-learn, 1000 ep)", multicrop=True,
+            smoke=("method.out_dim=64", "method.head.hidden_dim=64", "method.head.bottleneck_dim=32"),
         ),
         MethodSpec(
             "mlm", MLM, "ssl_bench.methods.mlm:MLM", "text",
             family="masked language model", paper="Liu et al. 2019 (RoBERTa)", loss="masked-token cross-entropy",
             collapse_switch="", ablated=("mask_prob", "masking", "data.batch_size"), check=_mlm_checks,
+            smoke=(
+                "method.hidden_size=32", "method.num_layers=1", "method.num_heads=2", "method.intermediate_size=64",
+                "data.vocab_size=512", "data.max_length=64", "data.batch_size=16", "data.eval_batch_size=64",
+            ),
         ),
     )
 }  # fmt: skip
