@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from ssl_bench.methods.registry import REGISTRY, image_methods
 from ssl_bench.tracking.record import find_records, load_record
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = [o for o in TINY if not o.startswith(("data.batch_size", "logger", "trainer.checkpoint"))] + [
+# TINY without its heads (each method's small heads are its registry entry's ``smoke``); BASE is SimCLR's
+HEADLESS = [o for o in TINY if not o.startswith(("method.", "data.batch_size", "logger", "trainer.checkpoint"))] + [
     "trainer.max_epochs=2",
     "trainer.num_threads=1",
     "trainer.log_every_n_steps=1",
     "trainer.checkpoint=true",
 ]
+BASE = [*HEADLESS, *REGISTRY["simclr"].smoke]
 # 256 training images: 4 steps of 64 per epoch; two ranks see the same global batches
 ONE = ["trainer.strategy=ddp", "trainer.devices=1", "data.batch_size=64"]
 TWO = ["trainer.strategy=ddp", "trainer.devices=2", "data.batch_size=32"]
@@ -104,13 +107,16 @@ def test_two_processes_at_half_the_batch_train_what_one_process_trains(simclr):
     assert two["epochs"][0]["train/loss"] == pytest.approx(one["epochs"][0]["train/loss"], rel=FIRST_EPOCH_RTOL)
 
 
-@pytest.mark.parametrize("method", ["byol", "simsiam"])
-def test_byol_and_simsiam_agree_too(tmp_path, method):
-    heads = ["method.predictor_head.hidden_dim=64", "method.predictor_head.out_dim=32"]
-    one = ssl_bench(tmp_path, *BASE, *ONE, f"method={method}", *heads, "logger=none", "hydra.run.dir=one")
-    two = ssl_bench(tmp_path, *BASE, *TWO, f"method={method}", *heads, "logger=none", "hydra.run.dir=two")
-    assert one.returncode == two.returncode == 0
-    _close(load_record(tmp_path / "one"), load_record(tmp_path / "two"))
+@pytest.mark.parametrize("method", [m for m in image_methods() if m != "simclr"])
+def test_every_image_method_agrees_too(tmp_path, method):
+    """Gathered keys (MoCo v3), the global cross-correlation (Barlow Twins), variance and covariance over
+    the gathered batch (VICReg), the all-reduced center (DINO), global BatchNorm (all)."""
+    small = [f"method={method}", *REGISTRY[method].smoke, "logger=none"]
+    ssl_bench(tmp_path, *HEADLESS, *ONE, *small, "hydra.run.dir=one")
+    ssl_bench(tmp_path, *HEADLESS, *TWO, *small, "hydra.run.dir=two")
+    one, two = load_record(tmp_path / "one"), load_record(tmp_path / "two")
+    _close(one, two)
+    assert two["epochs"][0]["train/loss"] == pytest.approx(one["epochs"][0]["train/loss"], rel=FIRST_EPOCH_RTOL)
 
 
 def test_masked_lm_with_two_processes(tmp_path):

@@ -15,9 +15,9 @@ import torch
 from ssl_bench import app
 from ssl_bench.eval import app as eval_app
 from ssl_bench.eval.export import export_is_current
-from ssl_bench.methods.registry import REGISTRY
+from ssl_bench.methods.registry import REGISTRY, methods_table
 from ssl_bench.tracking.record import load_record
-from tests.conftest import TINY
+from tests.conftest import TINY, make_cfg
 
 # TINY's data, backbone and trainer sizes; the heads come from each method's registry entry
 IMAGE = [o for o in TINY if not o.startswith("method.")] + ["eval.initial=false", "eval.final=false"]
@@ -89,3 +89,17 @@ def test_method_composes_trains_resumes_exports_and_evaluates(name, tmp_path, mo
     assert evaluated["status"] == "finished" and evaluated["pretrain"]["method"] == name
     assert evaluated["pretrain"]["checkpoint"] == str(ckpt.resolve())  # the weights the resumed run ended with
     assert 0.0 <= evaluated["final"]["knn_acc"] <= 1.0 and evaluated["final"]["n_eval"] == 64
+
+
+def test_readme_methods_table_is_the_registry(repo_root):
+    readme = (repo_root / "README.md").read_text()
+    start, end = "<!-- methods-table:start -->\n", "\n<!-- methods-table:end -->"
+    assert readme[readme.index(start) + len(start) : readme.index(end)] == methods_table()
+
+
+@pytest.mark.parametrize("name", [n for n, s in sorted(REGISTRY.items()) if s.recipe])
+def test_every_registered_recipe_composes_to_its_method(name):
+    spec = REGISTRY[name]
+    cfg = make_cfg(f"recipe={spec.recipe}", tiny=False)
+    assert cfg.method.name == name and cfg.data.name == "cifar10" and cfg.trainer.max_epochs >= 800
+    assert str(cfg.trainer.accelerator) != "cpu"  # a published recipe is a GPU run

@@ -267,3 +267,27 @@ def check_method(method: Any) -> None:
     spec = REGISTRY[method.name]
     if spec.check is not None:
         spec.check(method)
+
+
+def methods_table() -> str:
+    """The README's methods table (markdown), from the registry."""
+    rows = [
+        "| method | modality | family | paper | loss | collapse switch | ablated (`method.*` unless named) | recipe "
+        "| published |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in REGISTRY.values():
+        cells = [
+            f"`{s.name}`",
+            s.modality,
+            s.family,
+            s.paper,
+            s.loss,
+            f"`{s.collapse_switch}`" if s.collapse_switch else "-",
+            ", ".join(f"`{k}`" for k in s.ablated),
+            f"`recipe={s.recipe}`" if s.recipe else "-",
+            s.published or "-",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
