@@ -79,6 +79,17 @@ DROP = {
 }
 
 
+ABOVE = {"kind": "above_init", "where": {"method.tau_base": 1}, "margin": 1.0}
+
+
+def _init_jobs(rng, e, seeds=SEEDS):
+    """One cell whose trained mean is init + margin + e SD; each job's own random-init evaluation."""
+    jobs = _cells(rng, {1: 30.0 + 1.0 + e * SD}, seeds=seeds)
+    for j in jobs:
+        j.init = 30.0 + rng.normal(0, SD / 2)
+    return jobs
+
+
 def _drop_jobs(rng, d, seeds=SEEDS):
     means = {
         ("simclr", "full"): 60.0,
@@ -121,6 +132,7 @@ SCENARIOS = {
     ),
     # equivalence within 2 SD: the null is a difference of exactly the margin, the effects 1 and 0.5 SD
     "equivalent": (EQUIV, {}, lambda rng, e: _cells(rng, {1: 50.0, 0.9: 50.0 + 2 * SD - e * SD})),
+    "above_init": (ABOVE, {}, _init_jobs),
 }
 
 

@@ -401,6 +401,46 @@ def _six(a, b):
     return _jobs(*_cell(1, a, seeds=seeds), *_cell(0.99, b, seeds=seeds))
 
 
+# --- above_init -----------------------------------------------------------------------------------
+LEARNS = {"kind": "above_init", "where": {"method.tau_base": 0.99}}
+INIT6 = [30.0, 33.0, 31.0, 29.5, 32.0, 30.5]  # each seed's random-init network
+
+
+def _learned(values, inits=INIT6, status="finished"):
+    return _jobs(*[(status, v, _tau(0.99), seed, i) for seed, (v, i) in enumerate(zip(values, inits))])
+
+
+def test_above_init_is_paired_on_each_jobs_own_random_init():
+    v = _verdict(LEARNS, _learned(_plus(INIT6, D6)))
+    want = stats.ttest_1samp(D6, 0, alternative="greater").pvalue
+    assert v.outcome == "holds" and v.p_value == pytest.approx(want) and "paired" in v.test
+    assert "random init 31.0 (n=6)" in v.detail and v.difference["estimate"] == pytest.approx(sum(D6) / 6)
+    margin = _verdict({**LEARNS, "margin": 12}, _learned(_plus(INIT6, D6)))  # every difference is below 12
+    assert margin.outcome == "does not hold"
+    want = stats.ttest_1samp(D6, 12, alternative="less").pvalue
+    assert margin.p_value == pytest.approx(want)
+
+
+def test_above_init_at_the_init_level_is_inconclusive_and_needs_evidence():
+    noisy = _verdict(LEARNS, _learned(_plus(INIT6, [1.0, -1.2, 0.4, -0.3, 0.8, -0.5])))
+    assert noisy.outcome == "inconclusive" and "not shown" in noisy.reason
+    few = _verdict(LEARNS, _learned(_plus(INIT6[:2], D6[:2]), INIT6[:2]))
+    assert few.outcome == "inconclusive" and "needs >= 3" in few.reason
+    no_init = _verdict(LEARNS, _jobs(*_cell(0.99, A6)))
+    assert no_init.outcome == "inconclusive" and "random-init evaluation" in no_init.reason
+    lost = _learned(_plus(INIT6, D6))
+    for j in lost[:2]:
+        j.status, j.value = "diverged", None
+    v = _verdict(LEARNS, lost)
+    assert v.outcome == "inconclusive" and "lost 2 of 6" in v.reason and "diverged 2" in v.reason
+
+
+def test_above_init_flips_for_lower_is_better_metrics():
+    jobs = _learned(_plus(INIT6, [-d for d in D6]))  # perplexity falls with training
+    assert _verdict(LEARNS, jobs, metric="val_ppl").outcome == "holds"
+    assert _verdict(LEARNS, _learned(_plus(INIT6, D6)), metric="val_ppl").outcome == "does not hold"
+
+
 def test_the_verdict_pools_the_seed_sets_and_shows_each_as_a_consistency_check():
     v = _verdict(LESS, _six(A6, _plus(A6, D6)), **SETS)
     assert v.outcome == "holds" and v.test.endswith("(6 shared seeds)")
@@ -478,6 +518,7 @@ def test_every_kind_is_registered_with_its_fields():
         "interior_argmin",
         "larger_drop",
         "equivalent",
+        "above_init",
     }
     assert RULES["larger_drop"].required == ("axis", "base", "ablated", "compare", "more", "less")
     assert RULES["equivalent"].required == ("a", "b", "margin")

@@ -9,7 +9,8 @@ lost and why. The kinds, one module per family (criteria in each module and in R
 - ``status`` (:mod:`~ssl_bench.report.status_rules`): an exact binomial test of the rate;
 - ``less``, ``less_or_status``, ``equivalent`` (:mod:`~ssl_bench.report.pair_rules`);
 - ``interior_argmax`` / ``interior_argmin`` (:mod:`~ssl_bench.report.interior_rules`);
-- ``larger_drop`` (:mod:`~ssl_bench.report.drop_rules`).
+- ``larger_drop`` (:mod:`~ssl_bench.report.drop_rules`);
+- ``above_init`` (:mod:`~ssl_bench.report.init_rules`): a cell above its own random-init network.
 
 What decides and the gates (minimum deciding seeds, lost seeds, paired or unpaired) are in
 :mod:`~ssl_bench.report.evidence`.
@@ -32,7 +33,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ssl_bench.report import drop_rules, interior_rules, pair_rules, status_rules  # noqa: F401  (registers the kinds)
+from ssl_bench.report import (  # noqa: F401  (registers the kinds)
+    drop_rules,
+    init_rules,
+    interior_rules,
+    pair_rules,
+    status_rules,
+)
 from ssl_bench.report.cells import Job, group
 from ssl_bench.report.kinds import COMMON, RULES, Kind, register
 from ssl_bench.report.values import nkey, order_keys, seed_label
