@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_benchmark_quick_augment_writes_json(tmp_path, repo_root):
     out = tmp_path / "bench.json"
@@ -32,6 +34,7 @@ def test_benchmark_quick_augment_writes_json(tmp_path, repo_root):
         assert r["section"] == "augment" and r["unit"] == "img/s" and r["value"] > 0
 
 
+@pytest.mark.slow  # ~30 s: the device script's every section on the CPU (make test-slow)
 def test_gpu_check_smoke_runs_every_section_on_the_cpu(tmp_path, repo_root):
     """``gpu_check.py --smoke``: the same three sections through ``ssl-bench`` on tiny CPU settings."""
     out = tmp_path / "gpu.json"

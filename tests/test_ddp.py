@@ -107,14 +107,10 @@ def test_two_processes_at_half_the_batch_train_what_one_process_trains(simclr):
     assert two["epochs"][0]["train/loss"] == pytest.approx(one["epochs"][0]["train/loss"], rel=FIRST_EPOCH_RTOL)
 
 
-# BYOL and SimSiam in the default run; the newer four (~30 s each) with make test-slow
-_DEFAULT_DDP = ("byol", "simsiam")
-
-
-@pytest.mark.parametrize(
-    "method",
-    [m if m in _DEFAULT_DDP else pytest.param(m, marks=pytest.mark.slow) for m in image_methods() if m != "simclr"],
-)
+# ~25 s each, so with make test-slow: the default run checks every method's distributed loss and
+# gradients in-process (tests/test_distributed.py) and the CLI's DDP path on SimCLR above
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [m for m in image_methods() if m != "simclr"])
 def test_every_image_method_agrees_too(tmp_path, method):
     """Gathered keys (MoCo v3), the global cross-correlation (Barlow Twins), variance and covariance over
     the gathered batch (VICReg), the all-reduced center (DINO), global BatchNorm (all)."""

@@ -7,6 +7,11 @@ compare them in the parent with the single-process reference:
     concatenated batch;
   * BYOL: after DDP steps + ``update_momentum`` the online and the target weights are identical on
     both ranks, although each rank built its module from a different seed;
+  * MoCo v3 (keys gathered without gradient), Barlow Twins (the cross-correlation of the gathered
+    batch), VICReg (variance and covariance of the gathered batch): the real ``step`` on 2 ranks, with
+    the gradients averaged as DDP does, gives the loss and the gradients of one process on the whole
+    batch; Barlow Twins without the gather does not (the per-rank correlation). DINO's center after an
+    update (all-reduced teacher mean) is the one-process center;
   * the gather behind ``LightningModule.all_gather`` returns [world, n, ...] in rank order, so the
     kNN monitor's ``flatten(0, 1)`` is the global batch; Lightning's distributed eval sampler
     gives every rank the same n.
@@ -14,6 +19,7 @@ compare them in the parent with the single-process reference:
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 
 import pytest
@@ -22,8 +28,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from ssl_bench.methods.barlow_twins import BarlowTwins
+from ssl_bench.methods.dino import DINO
 from ssl_bench.methods.losses import byol_loss
+from ssl_bench.methods.mocov3 import MoCoV3
 from ssl_bench.methods.simclr import SimCLR
+from ssl_bench.methods.vicreg import VICReg
 from ssl_bench.models.momentum import make_target, update_momentum
 
 WORLD = 2
@@ -63,6 +73,34 @@ class _TinyBYOL(nn.Module):
         return byol_loss(self.predictor(self.online(x1)), t2) + byol_loss(self.predictor(self.online(x2)), t1)
 
 
+def _stub(name: str, gather: bool = True) -> SimpleNamespace:
+    """The method's attributes ``step`` reads: an identity backbone, linear heads (the same seed on
+    every rank), double precision so that the one- and two-process numbers agree to rounding."""
+    torch.manual_seed(2)
+    proj = nn.Linear(D_IN, D_OUT).double()
+    stub = SimpleNamespace(backbone=nn.Identity(), projector=proj)
+    if name == "mocov3":
+        stub.predictor = nn.Linear(D_OUT, D_OUT).double()
+        stub.target_backbone, stub.target_projector = nn.Identity(), copy.deepcopy(proj).requires_grad_(False)
+        stub.mcfg = SimpleNamespace(momentum_encoder=True, gather_distributed=gather, temperature=0.2)
+    elif name == "barlow_twins":
+        stub.mcfg = SimpleNamespace(gather_distributed=gather, scale_loss=1.0, lambda_offdiag=5e-3)
+    else:
+        stub.mcfg = SimpleNamespace(
+            gather_distributed=gather, sim_weight=25.0, var_weight=25.0, cov_weight=1.0, var_target=1.0, var_eps=1e-4
+        )
+    return stub
+
+
+STEPS = {"mocov3": MoCoV3.step, "barlow_twins": BarlowTwins.step, "vicreg": VICReg.step}
+NEWER = [("mocov3", True), ("barlow_twins", True), ("barlow_twins", False), ("vicreg", True)]
+
+
+def _grads(stub: SimpleNamespace) -> list[torch.Tensor]:
+    heads = [stub.projector] + ([stub.predictor] if hasattr(stub, "predictor") else [])
+    return [p.grad.clone() for h in heads for p in h.parameters()]
+
+
 def _flat(module: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
 
@@ -90,6 +128,25 @@ def _worker(rank: int, init_method: str, out: str) -> None:
             res[f"simclr_{tag}_wgrad"] = p.weight.grad.clone()
             res[f"simclr_{tag}_bgrad"] = p.bias.grad.clone()
             res[f"simclr_{tag}_x1grad"], res[f"simclr_{tag}_x2grad"] = a.grad.clone(), b.grad.clone()
+        # MoCo v3, Barlow Twins, VICReg: the real step; gradients averaged over ranks as DDP does
+        for name, gather in NEWER:
+            stub = _stub(name, gather)
+            loss = STEPS[name](stub, [x1[rows], x2[rows]]).loss
+            loss.backward()
+            grads = _grads(stub)
+            for g_ in grads:
+                dist.all_reduce(g_)
+                g_ /= WORLD
+            mean_loss = loss.detach().clone()
+            dist.all_reduce(mean_loss)
+            res[f"{name}_{gather}_loss"] = mean_loss / WORLD
+            res[f"{name}_{gather}_grads"] = torch.cat([g_.reshape(-1) for g_ in grads])
+        # DINO: the center's EMA of the teacher's mean over every rank
+        center = SimpleNamespace(
+            center=torch.zeros(1, D_IN, dtype=torch.float64), mcfg=SimpleNamespace(center_momentum=0.9)
+        )
+        DINO._update_center(center, x1[rows])
+        res["dino_center"] = center.center.clone()
         # BYOL: a different seed per rank; DDP broadcasts rank 0's weights (target included)
         torch.manual_seed(100 + rank)
         byol = _TinyBYOL().double()
@@ -156,6 +213,42 @@ def test_simclr_without_gather_uses_local_negatives_only(ranks):
     whole = _simclr_step(proj, x1, x2, gather=False)
     assert ranks[0]["simclr_local_loss"].item() == pytest.approx(local.item(), rel=1e-10)
     assert abs(local.item() - whole.item()) > 1e-3
+
+
+@pytest.mark.parametrize(("name", "gather"), NEWER[:2] + NEWER[3:])
+def test_newer_methods_gathered_loss_and_gradients_match_one_process(ranks, name, gather):
+    x1, x2, _ = _inputs()
+    stub = _stub(name)
+    ref = STEPS[name](stub, [x1, x2]).loss  # one process: no process group, the whole batch
+    ref.backward()
+    want = torch.cat([g.reshape(-1) for g in _grads(stub)])
+    for res in ranks:
+        torch.testing.assert_close(res[f"{name}_{gather}_loss"], ref.detach(), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(res[f"{name}_{gather}_grads"], want, rtol=1e-9, atol=1e-12)
+
+
+def test_barlow_twins_without_the_gather_is_the_per_rank_correlation(ranks):
+    """The control (lightly #1977's bug): each rank's own correlation is not the global batch's."""
+    x1, x2, _ = _inputs()
+    whole = STEPS["barlow_twins"](_stub("barlow_twins"), [x1, x2]).loss
+    local = (
+        sum(
+            STEPS["barlow_twins"](_stub("barlow_twins", False), [x1[r * N : (r + 1) * N], x2[r * N : (r + 1) * N]]).loss
+            for r in range(WORLD)
+        )
+        / WORLD
+    )
+    assert ranks[0]["barlow_twins_False_loss"].item() == pytest.approx(local.item(), rel=1e-10)
+    assert abs(local.item() - whole.item()) > 1e-3
+
+
+def test_dino_center_is_the_mean_over_every_rank(ranks):
+    x1, _, _ = _inputs()
+    stub = SimpleNamespace(center=torch.zeros(1, D_IN, dtype=torch.float64), mcfg=SimpleNamespace(center_momentum=0.9))
+    DINO._update_center(stub, x1)
+    for res in ranks:
+        torch.testing.assert_close(res["dino_center"], stub.center, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(stub.center, 0.1 * x1.mean(0, keepdim=True))
 
 
 def test_byol_online_and_target_identical_on_every_rank(ranks):
