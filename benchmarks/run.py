@@ -3,12 +3,15 @@
     python benchmarks/run.py                    # full run (a few minutes on a 2-core CPU)
     python benchmarks/run.py --quick            # smoke run (about 30 s)
     python benchmarks/run.py --only augment,batch --out bench.json
+    python benchmarks/run.py --only train,lightly --methods mocov3,dino
 
 Sections (``--only`` takes a comma-separated subset):
-  train    training throughput per method: the suite's Lightning path (pl.Trainer fit, logger,
-           progress bar, validation and checkpoints off) vs a bare PyTorch loop doing the same
-           augmentation, forward, backward and optimizer step on the same modules
-  lightly  the same setup with lightly's heads / losses / momentum update in a bare loop
+  train    training throughput per image method (every registered one, or ``--methods``): the suite's
+           Lightning path (pl.Trainer fit, logger, progress bar, validation and checkpoints off) vs a
+           bare PyTorch loop doing the same augmentation, forward, backward and optimizer step on the
+           same modules
+  lightly  the same setup with lightly's heads / losses / momentum update in a bare loop (MoCo v3: its
+           heads and momentum update; lightly has no MoCo v3 loss, so the paper's ctr() is written out)
   mlm      masked-LM tokens/s: method=mlm training step vs transformers' Trainer
   augment  batched CPU augmentation img/s per preset, 32 and 96 px, 1 and 2 threads
   batch    SimCLR step time vs batch size
@@ -44,7 +47,10 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from ssl_bench.methods.registry import image_methods  # noqa: E402
+
 SECTIONS = ("train", "lightly", "augment", "batch", "mlm", "sweep")
+IMAGE_METHODS = tuple(image_methods())
 ROWS: list[dict[str, Any]] = []
 
 
@@ -69,6 +75,8 @@ def row(
     }
     ROWS.append(r)
     ratio_s = "" if ratio is None else f"  ratio {ratio:.3f}" + ("" if target is None else f" (target >= {target})")
+    if "round_ratios" in extra:
+        ratio_s += " rounds {:.3f}-{:.3f}".format(*extra["round_ratios"])
     print(f"  [{section}] {case}: {value:,.1f} {unit}{ratio_s}", flush=True)
     return r
 
@@ -145,20 +153,21 @@ def lightning_steps(cfg: Any, dm: Any, steps: int) -> list[float]:
 
 def bare_steps(cfg: Any, dm: Any, steps: int, heads: str = "ours") -> list[float]:
     """The same work in a plain loop: augmentation, method forward + loss, online probe, backward,
-    AdamW step (+ BYOL momentum update), on the same backbone, data and batch. ``heads='lightly'``
-    swaps our heads, losses and momentum update for lightly's."""
+    AdamW step (+ the EMA update of every momentum target: BYOL, MoCo v3, DINO), on the same backbone,
+    data and batch. ``heads='lightly'`` swaps our heads, losses and momentum update for lightly's."""
     from ssl_bench.methods import METHODS
     from ssl_bench.models.momentum import tau_at, update_momentum
 
     torch.manual_seed(0)
     model = METHODS[cfg.method.name].from_config(cfg, dm)
-    name = cfg.method.name
     if cfg.trainer.channels_last:
         model.to(memory_format=torch.channels_last)
     if heads == "lightly":
+        from lightly.models.utils import update_momentum as ema
+
         step = lightly_step_fn(model, cfg)
     else:
-        step = model.step
+        ema, step = update_momentum, model.step
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=cfg.optim.weight_decay)
     model.train()
@@ -172,17 +181,13 @@ def bare_steps(cfg: Any, dm: Any, steps: int, heads: str = "ours") -> list[float
             loss = out.loss + F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            model.on_after_backward()  # DINO: the head's last layer frozen in the first epoch
             opt.step()
-            if name == "byol":
+            pairs = model.momentum_pairs() if hasattr(model, "momentum_pairs") else []
+            if pairs:  # read after lightly_step_fn swapped the heads: the pairs name the swapped modules
                 tau = tau_at(done, 1000, cfg.method.tau_base, cfg.method.tau_schedule)
-                if heads == "lightly":
-                    from lightly.models.utils import update_momentum as l_update
-
-                    l_update(model.backbone, model.target_backbone, tau)
-                    l_update(model.projector, model.target_projector, tau)
-                else:
-                    update_momentum(model.backbone, model.target_backbone, tau)
-                    update_momentum(model.projector, model.target_projector, tau)
+                for online, target in pairs:
+                    ema(online, target, tau)
             times.append(time.perf_counter())
             done += 1
             if done >= steps:
@@ -194,13 +199,17 @@ def lightly_step_fn(model: Any, cfg: Any) -> Callable[[list[torch.Tensor]], Any]
     """Replace the module's heads with lightly's (same widths) and return a lightly-style step."""
     import copy
 
-    from lightly.loss import NegativeCosineSimilarity, NTXentLoss
+    from lightly.loss import BarlowTwinsLoss, DINOLoss, NegativeCosineSimilarity, NTXentLoss, VICRegLoss
     from lightly.models.modules.heads import (
+        BarlowTwinsProjectionHead,
         BYOLPredictionHead,
         BYOLProjectionHead,
+        DINOProjectionHead,
+        MoCoProjectionHead,
         ProjectionHead,
         SimCLRProjectionHead,
         SimSiamPredictionHead,
+        VICRegProjectionHead,
     )
     from lightly.models.utils import deactivate_requires_grad
 
@@ -230,7 +239,67 @@ def lightly_step_fn(model: Any, cfg: Any) -> Callable[[list[torch.Tensor]], Any]
                 t0 = model.target_projector(model.target_backbone(x0))
                 t1 = model.target_projector(model.target_backbone(x1))
             return StepOutput(2 + crit(p0, t1) + crit(p1, t0), f0, p0)  # = 2 - cos: same as ours / 2
-    else:
+    elif m.name == "mocov3":
+        # lightly has MoCo v3's heads (its MoCoProjectionHead with batch_norm, BYOL's predictor) but no
+        # MoCo v3 loss: the paper's ctr() is written out as lightly's own examples do.
+        pj, ph = m.projector, m.predictor_head
+        model.projector = MoCoProjectionHead(d, pj.hidden_dim, pj.out_dim, pj.num_layers, batch_norm=True)
+        model.predictor = BYOLPredictionHead(pj.out_dim, ph.hidden_dim, pj.out_dim)
+        model.target_projector = copy.deepcopy(model.projector)
+        deactivate_requires_grad(model.target_projector)
+
+        def ctr(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            logits = F.normalize(q, dim=1) @ F.normalize(k, dim=1).T / m.temperature
+            return 2 * m.temperature * F.cross_entropy(logits, torch.arange(len(q)))
+
+        def step(views: list[torch.Tensor]) -> Any:
+            x0, x1 = views[:2]
+            f0, f1 = model.backbone(x0), model.backbone(x1)
+            q0, q1 = model.predictor(model.projector(f0)), model.predictor(model.projector(f1))
+            with torch.no_grad():
+                k0 = model.target_projector(model.target_backbone(x0))
+                k1 = model.target_projector(model.target_backbone(x1))
+            return StepOutput(ctr(q0, k1) + ctr(q1, k0), f0, q0)
+    elif m.name in ("barlow_twins", "vicreg"):
+        pj = m.projector
+        if m.name == "barlow_twins":
+            model.projector = BarlowTwinsProjectionHead(d, pj.hidden_dim, pj.out_dim)
+            crit: Any = BarlowTwinsLoss(lambda_param=m.lambda_offdiag)
+        else:
+            model.projector = VICRegProjectionHead(d, pj.hidden_dim, pj.out_dim, pj.num_layers)
+            crit = VICRegLoss(m.sim_weight, m.var_weight, m.cov_weight, eps=m.var_eps)
+
+        def step(views: list[torch.Tensor]) -> Any:
+            x0, x1 = views[:2]
+            f0 = model.backbone(x0)
+            z0, z1 = model.projector(f0), model.projector(model.backbone(x1))
+            return StepOutput(crit(z0, z1), f0, z0)
+    elif m.name == "dino":
+        h = m.head
+
+        def head() -> torch.nn.Module:
+            kw = {"batch_norm": h.use_bn, "norm_last_layer": h.norm_last_layer}
+            return DINOProjectionHead(d, h.hidden_dim, h.bottleneck_dim, m.out_dim, **kw)
+
+        model.head, model.target_head = head(), head()  # its weight-normalised layer cannot be deep-copied
+        model.target_head.load_state_dict(model.head.state_dict())
+        deactivate_requires_grad(model.target_head)
+        crit = DINOLoss(
+            m.out_dim,
+            m.warmup_teacher_temp,
+            m.teacher_temp,
+            int(m.warmup_teacher_temp_epochs),
+            m.student_temp,
+            m.center_momentum,
+        )
+
+        def step(views: list[torch.Tensor]) -> Any:
+            f = model.backbone(torch.cat(views[:2]))
+            student = list(model.head(f).chunk(2))
+            with torch.no_grad():
+                teacher = list(model.target_head(model.target_backbone(torch.cat(views[:2]))).chunk(2))
+            return StepOutput(crit(teacher, student, epoch=0), f[: len(f) // 2], student[0])
+    elif m.name == "simsiam":
         # lightly's SimSiamProjectionHead has 3 layers (ImageNet); the suite's default has 2:
         # build the same 2-layer head from lightly's ProjectionHead blocks.
         hid, out = m.projector.hidden_dim, m.projector.out_dim
@@ -249,6 +318,8 @@ def lightly_step_fn(model: Any, cfg: Any) -> Callable[[list[torch.Tensor]], Any]
             z0, z1 = model.projector(f0), model.projector(f1)
             p0, p1 = model.predictor(z0), model.predictor(z1)
             return StepOutput(0.5 * (crit(p0, z1.detach()) + crit(p1, z0.detach())), f0, p0)
+    else:
+        raise ValueError(f"no lightly counterpart for method {m.name!r}")
 
     if cfg.trainer.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -259,8 +330,9 @@ def section_train(args: argparse.Namespace, with_lightly: bool, with_suite: bool
     from ssl_bench.data.datamodule import build_datamodule
 
     rounds, steps, warm = (2, 6, 2) if args.quick else (7, 20, 3)
-    for method in ("simclr", "byol", "simsiam"):
-        cfg = compose(f"method={method}", f"augment={method}")
+    for method in args.methods:
+        preset = [f"augment={method}"] if (ROOT / "conf" / "augment" / f"{method}.yaml").exists() else []
+        cfg = compose(f"method={method}", *preset)  # a method's own augmentation preset where it has one
         dm = build_datamodule(cfg.data)
         bs = cfg.data.batch_size
         cases: dict[str, Callable[[], list[float]]] = {}
@@ -274,6 +346,12 @@ def section_train(args: argparse.Namespace, with_lightly: bool, with_suite: bool
             for k, fn in cases.items():
                 per[k].append(median_step(fn(), warm))
         ips = {k: bs / statistics.median(v) for k, v in per.items()}
+
+        def spread(a: str, b: str) -> dict[str, Any]:
+            """The per-round ratios a / b (the same round: the same drift) as [min, max]: the noise."""
+            r = [tb / ta for ta, tb in zip(per[a], per[b])]
+            return {"round_ratios": [round(min(r), 3), round(max(r), 3)]}
+
         if with_suite:
             row(
                 "train",
@@ -283,6 +361,7 @@ def section_train(args: argparse.Namespace, with_lightly: bool, with_suite: bool
                 ips["suite"] / ips["bare"],
                 0.95,
                 vs="bare loop",
+                **spread("suite", "bare"),
             )
         row("train", f"{method} bare loop", ips["bare"], "img/s")
         if with_lightly:
@@ -296,6 +375,7 @@ def section_train(args: argparse.Namespace, with_lightly: bool, with_suite: bool
                     ips["suite"] / ips["lightly"],
                     1.0,
                     vs="lightly bare loop",
+                    **spread("suite", "lightly"),
                 )
             row(
                 "lightly",
@@ -305,6 +385,7 @@ def section_train(args: argparse.Namespace, with_lightly: bool, with_suite: bool
                 ips["bare"] / ips["lightly"],
                 1.0,
                 vs="lightly bare loop",
+                **spread("bare", "lightly"),
             )
 
 
@@ -589,12 +670,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: fewer rounds, steps and cases")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument(
+        "--methods",
+        default=",".join(IMAGE_METHODS),
+        help="comma-separated image methods for train / lightly (default: every registered one)",
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = [s for s in only if s not in SECTIONS]
     if bad:
         p.error(f"unknown section(s) {bad}; allowed: {','.join(SECTIONS)}")
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in args.methods if m not in IMAGE_METHODS]
+    if bad:
+        p.error(f"unknown image method(s) {bad}; allowed: {','.join(IMAGE_METHODS)}")
     import logging
     import warnings
 

@@ -79,8 +79,9 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambda_offdiag: float 
     Under DDP pass the embeddings of the global batch (gathered with gradients): the paper's
     correlation and its standardisation are over the global batch."""
     n = z1.shape[0]
-    z1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + 1e-5)
-    z2 = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + 1e-5)
+    # (z - mean) / sqrt(biased var + 1e-5) per dimension: batch_norm's fused kernel computes exactly that
+    z1 = F.batch_norm(z1, None, None, training=True, eps=1e-5)
+    z2 = F.batch_norm(z2, None, None, training=True, eps=1e-5)
     c = z1.T @ z2 / n
     on_diag = (torch.diagonal(c) - 1).pow(2).sum()
     return on_diag + lambda_offdiag * _off_diagonal(c).pow(2).sum()
