@@ -1,8 +1,9 @@
 # ssl-bench: `make demo` (pretrain SimCLR, BYOL and SimSiam on the embedded data, print the
 # table), `make test` (`make lint`: ruff check + format check, then the tests), `make format`
-# (ruff format, then ruff's fixes: import order, upgrades) and `make bench` (performance
-# benchmarks: benchmarks/run.py, ARGS=--quick for a smoke run). All create .venv and install the
-# project on first use.
+# (ruff format, then ruff's fixes: import order, upgrades), `make bench` (performance
+# benchmarks: benchmarks/run.py, ARGS=--quick for a smoke run), `make docs` (the documentation site,
+# `mkdocs build --strict` into site/) and `make docs-serve` (the same, served at localhost:8000 while
+# you edit). All create .venv and install the project (with its dev and docs extras) on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,13 +12,13 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
 
-.PHONY: demo test test-slow lint format bench install clean
+.PHONY: demo test test-slow lint format bench docs docs-serve install clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,docs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -45,5 +46,11 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict
+
 clean:
-	rm -rf runs multirun outputs wandb .pytest_cache
+	rm -rf runs multirun outputs wandb .pytest_cache site

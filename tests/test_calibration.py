@@ -4,7 +4,7 @@ hold" falsely at most at alpha, within a binomial confidence interval over enoug
 tell 0.05 from 0.10; and under effects of 1 and 1.5 SD it must find them about as often as a single
 pooled test can. Everything is seeded, so the rates are the same on every run.
 
-The power table in README "Verdicts" is printed by ``python -m tests.test_calibration``.
+The power table in docs/guides/reports.md ("Verdicts") is printed by ``python -m tests.test_calibration``.
 """
 
 from __future__ import annotations

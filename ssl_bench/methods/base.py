@@ -4,7 +4,7 @@ It owns the backbone, the batched augmentation, optimizer / scheduler wiring (li
 by global batch), the online linear probe, the kNN / collapse / RankMe monitors and logging. A
 method subclass adds its heads (``build_heads``) and its loss (``step``), and nothing else.
 
-Metric names (stable; README "Metrics"):
+Metric names (stable; docs/guides/evaluation.md, "Metrics"):
   train/loss, train/online_probe_acc, train/z_std, train/lr, train/img_per_s (+ train/tau, BYOL)
   val/knn_acc, val/online_probe_acc, val/z_std, val/rankme            (every eval.every_n_epochs)
 """

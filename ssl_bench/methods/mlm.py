@@ -6,7 +6,7 @@ schedule from ``ssl_bench.optim``. The network is ``transformers``' ``RobertaFor
 from a ``RobertaConfig`` (tied input / output embeddings); the output layer runs only at masked
 positions (as fairseq's RoBERTa does), the rest of the sequence costs no vocabulary projection.
 
-Metric names (stable; README "Masked-LM baseline"):
+Metric names (stable; docs/guides/methods.md, "Masked-LM baseline"):
   train/loss, train/masked_acc, train/tokens_per_s (+ train/seq_per_s, train/lr)
   val/loss, val/ppl, val/masked_acc                (held-out split, fixed mask)
   init/* and final/*: loss, ppl, masked_acc, unigram_ppl, masked_tokens (+ tokens_per_s, final)

@@ -3,7 +3,7 @@
 Adding a method is one module under ``ssl_bench/methods/`` (its LightningModule), one loss in
 ``ssl_bench/methods/losses.py``, one ``conf/method/<name>.yaml`` and one entry here: its config schema
 (defined beside the entry), its class as an import path and its modality. Config validation, checkpoint
-loading, the training entry point, the README's method table and the tests read this registry.
+loading, the training entry point, the README's and the site's method table and the tests read this registry.
 
 Nothing here imports torch: ``ssl-bench`` validates a config (and reports a typo in one line) before
 torch is loaded; ``MethodSpec.load`` imports the class when a run starts.

@@ -24,7 +24,7 @@ class Kind:
     optional: tuple[str, ...]
     bound: Callable[[dict[str, Any]], set[str]]  # keys the rule compares along (the rest: per cell)
     scope: Callable[[dict[str, Any], list[Job]], list[Job]]  # the jobs the rule looks at
-    min_deciding: str  # the least evidence a verdict needs, in words (README, verdicts.json)
+    min_deciding: str  # the least evidence a verdict needs, in words (docs/guides/reports.md, verdicts.json)
 
 
 RULES: dict[str, Kind] = {}

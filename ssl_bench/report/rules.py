@@ -4,7 +4,7 @@ Each rule ends as ``holds``, ``does not hold`` or ``inconclusive`` by a stated t
 ``alpha`` (0.05 unless the rule or the study sets ``alpha:``), or ``n/a`` when the jobs it needs
 were never run. Every verdict carries the numbers it used (n, mean and 95% CI per group), the
 difference and its CI, the test (paired or Welch) and its p-value, and how many seeds each group
-lost and why. The kinds, one module per family (criteria in each module and in README "Verdicts"):
+lost and why. The kinds, one module per family (criteria in each module and in docs/guides/reports.md, "Verdicts"):
 
 - ``status`` (:mod:`~ssl_bench.report.status_rules`): an exact binomial test of the rate;
 - ``less``, ``less_or_status``, ``equivalent`` (:mod:`~ssl_bench.report.pair_rules`);

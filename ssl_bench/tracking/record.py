@@ -10,8 +10,8 @@ whose record still says ``running`` ended without closing it (``kill -9``, out o
 lost: the new attempt holds the folder's lock, which dies with its owner) and is kept as ``lost``,
 with the ``reason``. ``checkpoint`` names the file the run last wrote, relative to the run folder,
 with its epoch, step and run id, so evaluation can check that the weights it loads are the ones the
-record's metrics came from. Schema (``schema_version`` 2) is documented in the README; reports read
-these files and W&B mirrors them.
+record's metrics came from. Schema (``schema_version`` 2) is documented in docs/guides/evaluation.md
+("Run record"); reports read these files and W&B mirrors them.
 """
 
 from __future__ import annotations
