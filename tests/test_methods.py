@@ -107,3 +107,29 @@ def test_compiled_backbone_matches_eager(cfg_factory):
         compiled = model.backbone(x)
     assert torch.allclose(eager, compiled, atol=1e-4)
     assert all("_orig_mod" not in k for k in model.state_dict())
+
+
+def test_dino_records_its_output_entropy_and_calls_both_of_its_collapses(cfg_factory):
+    """The uniform collapse (no sharpening) that spread and rank miss, and the one-dimension one (no
+    centering), from the entropy of softmax(z / student_temp) as a share of log K (DINO Fig. 7)."""
+    from ssl_bench.methods.dino import DINO
+    from ssl_bench.methods.registry import REGISTRY
+
+    small = ("backbone.model_kwargs.widths=[8,16,16,32]", *REGISTRY["dino"].smoke)
+    model = DINO(cfg_factory("method=dino", *small, tiny=False), num_classes=10)
+    k = model.mcfg.out_dim
+    g = torch.Generator().manual_seed(0)
+    healthy = torch.randn(256, k, generator=g) * 0.5
+    uniform = torch.randn(256, 1, generator=g).expand(256, k) * 3  # a per-image shift: softmax uniform
+    dominant = torch.zeros(256, k)
+    dominant[:, 3] = 2.0  # one dimension wins every image
+    h = model.output_metrics(healthy)
+    assert h["mean_output_entropy"] > 0.2 and h["output_entropy"] < 0.99
+    assert model.final_status({**h, "z_std_ratio": 0.9, "z_rank": 30.0}) == "finished"
+    u = model.output_metrics(uniform)
+    assert u["output_entropy"] == pytest.approx(1.0) and u["mean_output_entropy"] == pytest.approx(1.0)
+    assert model.final_status({**u, "z_std_ratio": 0.9, "z_rank": 30.0}) == "collapsed"  # spread and rank look fine
+    d = model.output_metrics(dominant)
+    assert d["mean_output_entropy"] < 0.2
+    assert model.final_status({**d, "z_std_ratio": 0.9, "z_rank": 30.0}) == "collapsed"
+    assert model.output_metrics(torch.zeros(4, k))["output_entropy"] == pytest.approx(1.0)

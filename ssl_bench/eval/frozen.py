@@ -86,7 +86,9 @@ def evaluate_frozen(
         seed=seed,
     )
     z_std = normalized_std(z)
+    output = model.output_metrics(z) if hasattr(model, "output_metrics") else {}  # a method's own monitors
     return {
+        **output,
         "knn_acc": knn_accuracy(query, query_y, bank, bank_y, num_classes, eval_cfg.knn_k, eval_cfg.knn_t),
         "linear_acc": linear["top1"],
         "linear_top5": linear["top5"],

@@ -95,6 +95,11 @@ class SSLMethod(pl.LightningModule):
         line = rank is not None and rank < e.get("collapse_rank", EVAL_DEFAULTS.collapse_rank)
         return "collapsed" if flat or line else "finished"
 
+    def output_metrics(self, z: torch.Tensor) -> dict[str, float]:
+        """A method's own monitors of its output ``z`` on the test split (``embed`` of every image),
+        recorded beside the shared ones; none by default."""
+        return {}
+
     # --- what a method defines -------------------------------------------------------------------
     def build_heads(self) -> None:
         raise NotImplementedError

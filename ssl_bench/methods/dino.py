@@ -7,10 +7,18 @@ different views. The center is an EMA (``method.center_momentum``) of the teache
 every rank; the teacher temperature warms up linearly per epoch from ``warmup_teacher_temp`` to
 ``teacher_temp`` over ``warmup_teacher_temp_epochs``, as in the authors' code. The collapse switches:
 ``method.centering=false`` (no center) and ``method.sharpening=false`` (the teacher at the student's
-temperature, no sharper than the student).
+temperature, no sharper than the student). Their collapses are the two ends of the output's entropy
+(Fig. 7), which the shared spread and rank monitors do not see at the uniform end (a per-image shift
+of the logits leaves the softmax uniform): ``output_entropy`` (the mean per-image entropy of
+``softmax(z / student_temp)``) and ``mean_output_entropy`` (the entropy of the mean output), both as a
+share of ``log(out_dim)``, are recorded with the evaluation, and the run is ``collapsed`` when the
+first is above ``method.uniform_entropy`` or the second below ``method.dominant_entropy``.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -119,6 +127,21 @@ class DINO(MomentumTargets, SSLMethod):
             dist.all_reduce(count)
         m = self.mcfg.center_momentum
         self.center.mul_(m).add_(total / count, alpha=1 - m)
+
+    @torch.no_grad()
+    def output_metrics(self, z: torch.Tensor) -> dict[str, float]:
+        p = F.softmax(z.float() / self.mcfg.student_temp, dim=1)
+        log_k = math.log(p.shape[1])
+        per_image = -(p * p.clamp_min(1e-12).log()).sum(1).mean()
+        mean = p.mean(0)
+        of_mean = -(mean * mean.clamp_min(1e-12).log()).sum()
+        return {"output_entropy": float(per_image / log_k), "mean_output_entropy": float(of_mean / log_k)}
+
+    def final_status(self, final: dict[str, Any]) -> str:
+        h, h_mean = final.get("output_entropy"), final.get("mean_output_entropy")
+        uniform = h is not None and h > self.mcfg.uniform_entropy
+        dominant = h_mean is not None and h_mean < self.mcfg.dominant_entropy
+        return "collapsed" if uniform or dominant else super().final_status(final)
 
     def on_after_backward(self) -> None:
         if self.current_epoch < self.mcfg.freeze_last_layer_epochs:  # the paper keeps the last layer fixed

@@ -111,6 +111,8 @@ class DINO:
     tau_base: float = num(0.996, lo=0, hi=1)
     tau_schedule: str = choice("cosine", "cosine", "constant")
     freeze_last_layer_epochs: int = num(1, lo=0)
+    uniform_entropy: float = num(0.99, lo=0, hi=1)
+    dominant_entropy: float = num(0.2, lo=0, hi=1)
     head: DINOHead = field(default_factory=DINOHead)
 
 
