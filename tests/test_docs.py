@@ -25,6 +25,7 @@ from tests.conftest import TINY
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SMALL = [o for o in TINY if not o.startswith(("method.", "trainer.checkpoint"))]  # the tour exports and evaluates
+STUDIES = [p.parent for p in (ROOT / "experiments").glob("*/reference.csv")]  # the paper studies
 CHECKED = re.compile(r"<!-- checked -->\s*\n```bash\n(.*?)```", re.S)
 
 
@@ -90,6 +91,8 @@ def test_the_site_builds_strict_with_every_generated_page(tmp_path):
     for name in REGISTRY:
         assert f"<code>{name}</code>" in methods, name  # the registry's table, generated
     assert "nt_xent" in (site / "api" / "losses" / "index.html").read_text()  # the API from docstrings
+    studies = (site / "guides" / "studies" / "index.html").read_text()
+    assert "studies-table" not in studies and all(f"<code>{s.name}</code>" in studies for s in STUDIES)
 
 
 @pytest.mark.parametrize("page", ["docs/getting-started.md", "README.md"])

@@ -5,7 +5,9 @@
   table its report wrote; ``experiments/index.md`` is ``experiments/README.md``. Links into the
   repository (``../../conf/study/<study>.yaml``) become the path in code, since the site has no such
   page. The Studies section of the navigation lists them.
-- ``<!-- methods-table -->`` in a page: the method registry's table (``methods_table()``).
+- ``<!-- methods-table -->`` in a page: the method registry's table (``methods_table()``);
+  ``<!-- studies-table -->``: the README's studies table (between its ``studies-table`` markers),
+  so the two never disagree.
 
 MkDocs has no built-in way to take pages from outside ``docs/`` (plugins such as gen-files do, at the
 cost of another dependency for these few lines).
@@ -72,4 +74,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         from ssl_bench.methods.registry import methods_table
 
         markdown = markdown.replace("<!-- methods-table -->", methods_table())
+    if "<!-- studies-table -->" in markdown:
+        readme = (ROOT / "README.md").read_text()
+        block = re.search(r"<!-- studies-table:start -->\n(.*?)\n<!-- studies-table:end -->", readme, re.S)
+        markdown = markdown.replace("<!-- studies-table -->", block.group(1) if block else "")
     return markdown
