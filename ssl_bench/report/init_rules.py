@@ -16,8 +16,9 @@ from typing import Any
 from ssl_bench.report.cells import Job, lower_is_better
 from ssl_bench.report.evidence import MIN_SEEDS, gate
 from ssl_bench.report.kinds import register, with_dropped
+from ssl_bench.report.pair_rules import directional
 from ssl_bench.report.statistics import NeedsSeeds, paired
-from ssl_bench.report.verdict import HOLDS, INCONC, NA, NOT, Context, Verdict, p_text
+from ssl_bench.report.verdict import INCONC, NA, Context, Verdict, p_text
 
 TEST = "one-sided paired t-test on per-seed differences trained - random init"
 
@@ -51,13 +52,7 @@ def above_init(rule: dict[str, Any], ctx: Context, jobs: list[Job], alpha: float
         return with_dropped(out, [arm])
     init_mean = sum(i for _, i in pairs) / len(pairs)
     diff, text = ctx.diff(est, "trained - init", alpha, margin)
-    p_hold, p_not = est.p_greater(margin), est.p_less(margin)
-    if p_hold < alpha:
-        outcome, p, what = HOLDS, p_hold, f"trained - init > {margin:g}"
-    elif p_not < alpha:
-        outcome, p, what = NOT, p_not, f"trained - init < {margin:g}"
-    else:
-        outcome, p, what = INCONC, p_hold, f"trained - init > {margin:g} not shown"
+    outcome, p, p_not, what = directional(est, margin, alpha, "trained - init")
     out = Verdict(
         outcome=outcome,
         detail=f"{detail}; random init {ctx.num(init_mean)} (n={len(pairs)}); {text}",

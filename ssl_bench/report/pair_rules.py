@@ -76,6 +76,16 @@ def _compare(
         return None, str(err), arms
 
 
+def directional(est: Any, margin: float, alpha: float, what: str) -> tuple[str, float, float, str]:
+    """A one-sided claim ``what > margin`` on an estimate: (outcome, its p, the opposite test's p, why)."""
+    p_hold, p_not = est.p_greater(margin), est.p_less(margin)
+    if p_hold < alpha:
+        return HOLDS, p_hold, p_not, f"{what} > {margin:g}"
+    if p_not < alpha:
+        return NOT, p_not, p_not, f"{what} < {margin:g}"
+    return INCONC, p_hold, p_not, f"{what} > {margin:g} not shown"
+
+
 def _less(rule: dict[str, Any], ctx: Context, a: list[Job], b: list[Job], alpha: float) -> Verdict:
     margin = float(rule.get("margin", 0) or 0)
     detail, groups = _two(rule, ctx, a, b)
@@ -89,13 +99,7 @@ def _less(rule: dict[str, Any], ctx: Context, a: list[Job], b: list[Job], alpha:
         return with_dropped(out, arms)
     test = test_name(cmp)
     diff, text = ctx.diff(cmp.estimate, "b - a", alpha, margin)
-    p_hold, p_not = cmp.estimate.p_greater(margin), cmp.estimate.p_less(margin)
-    if p_hold < alpha:
-        outcome, p, why = HOLDS, p_hold, f"b - a > {margin:g}"
-    elif p_not < alpha:
-        outcome, p, why = NOT, p_not, f"b - a < {margin:g}"
-    else:
-        outcome, p, why = INCONC, p_hold, f"b - a > {margin:g} not shown"
+    outcome, p, p_not, why = directional(cmp.estimate, margin, alpha, "b - a")
     out = Verdict(
         outcome=outcome,
         detail=f"{detail}; {text}",
