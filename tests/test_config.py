@@ -88,28 +88,3 @@ def test_unknown_method_option_lists_the_choices():
     )
     assert proc.returncode != 0
     assert "Available options in 'method'" in proc.stderr and "simsiam" in proc.stderr
-
-
-EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_job_of_every_study_grid_composes_and_validates(experiment):
-    """Each point of a study's grid (hydra.sweeper.params, expanded as the basic sweeper does) is a
-    valid job, and every axis of the study's table is a key of it."""
-    import itertools
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        base = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
-        params = {k: str(v).split(",") for k, v in base.hydra.sweeper.params.items()}
-        extra = ["data.paths=[corpus.txt]"] if base.data.name == "text_files" else []  # a required key
-        study = base.study
-        swept = set(params)
-        for combo in itertools.product(*params.values()):
-            cfg = compose(
-                "config", overrides=[f"experiment={experiment}", *extra, *(f"{k}={v}" for k, v in zip(params, combo))]
-            )
-            validate(cfg)
-            assert cfg.study.name == study.name
-            assert all(OmegaConf.select(cfg, key) is not None for key in [*study.rows, *study.columns])
-    assert "seed" in swept  # seeds are an axis of every study

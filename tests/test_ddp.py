@@ -274,6 +274,9 @@ def test_a_rank_whose_end_arrives_after_the_error_is_still_named():
     assert ended_by_sigterm.lost_rank(wait_s=10.0) is None  # the job's own outcome, not a lost rank
 
 
+# ~26 s, so with make test-slow: the default run checks each rank's share of the training files and of each
+# evaluation split in-process (tests/test_stream.py)
+@pytest.mark.slow
 def test_two_processes_stream_an_image_folder(tmp_path):
     """``data.storage=stream`` under ``trainer.devices=2``: the ranks split the file list (as many global
     steps as one process at twice the batch), evaluations sharded and gathered once (the same figures)."""

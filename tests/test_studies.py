@@ -92,6 +92,18 @@ def test_quick_budgets_give_every_cell_enough_updates(experiment):
     assert min(optimizer_steps(j) for j in jobs) >= 700, sorted({optimizer_steps(j) for j in jobs})
 
 
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_job_of_every_study_grid_validates_and_has_the_tables_axes(experiment):
+    """Each point of a study's grid (hydra.sweeper.params, expanded as the basic sweeper does; ``grid``
+    validates each) belongs to the study, every axis of the study's table is a key of it, and seeds are an
+    axis of every study."""
+    jobs, study = grid(experiment)
+    assert all(j["study"]["name"] == study["name"] for j in jobs)
+    for key in [*study["rows"], *study["columns"]]:
+        assert all(value(j, key) is not None for j in jobs), key
+    assert len({j["seed"] for j in jobs}) >= 3
+
+
 # --- rules and grids --------------------------------------------------------------------------------------
 def _named_values(rule: dict) -> list[tuple[str, object]]:
     out = []
