@@ -117,3 +117,24 @@ def test_a_geometric_grid_is_on_a_log_axis_and_categories_name_what_varies():
     assert not close.numeric and close.positions == [0, 1, 2, 3, 4] and "evenly spaced" in close.title
     cats = x_axis([(0.5, True), (0.5, False)], ["method.temperature", "method.normalize"])
     assert not cats.numeric and cats.labels == ["true", "false"] and cats.title == "normalize"
+
+
+@pytest.mark.parametrize(("init", "drawn"), [(30.0, True), (50.0, True), (2.0, False)])
+def test_the_random_init_line_widens_the_axis_unless_it_would_squeeze_the_bars(init, drawn):
+    """Bars from 42 to 51 (the MoCo v3 momentum study): an init at 30 (or inside) is drawn on the axis;
+    one at 2 would leave the bars a fifth of the height, so the legend names it off the axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ssl_bench.report.plot_axes import init_line
+
+    fig, ax = plt.subplots()
+    ax.errorbar([0, 1], [48.0, 45.0], yerr=[3.0, 3.0], fmt="o")
+    handles: list = []
+    init_line(ax, init, [48.0, 45.0], handles)
+    label = handles[0].get_label()
+    lo, hi = ax.get_ylim()
+    assert (label == f"random init {init:.4g}" and lo <= init <= hi) if drawn else label.endswith("(off axis)")
+    plt.close(fig)

@@ -100,14 +100,14 @@ def x_axis(points: Sequence[tuple[Any, ...]], keys: Sequence[str]) -> XAxis:
 
 
 def init_line(ax: Any, init: float | None, means: Sequence[float], handles: list[Any]) -> None:
-    """The random-init network: a labelled dashed line, or a legend note when far off the axis."""
+    """The random-init network: a labelled dashed line, the axis widened to show it unless that would
+    squeeze the cells' bars into a third of the height (then a legend note: far off the axis)."""
     from matplotlib.lines import Line2D
 
     if init is None:
         return
-    lo, hi = (min(means), max(means)) if means else (init, init)
-    span = max(hi - lo, 0.1 * abs(hi), 1e-9)
-    if lo - span <= init <= hi + span:
+    lo, hi = ax.get_ylim() if means else (init, init)  # after the bars are drawn: their extent
+    if max(hi, init) - min(lo, init) <= 3 * max(hi - lo, 1e-9):
         handles.append(ax.axhline(init, color="0.5", linestyle="--", linewidth=1, label=f"random init {init:.4g}"))
     else:
         handles.append(
