@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from ssl_bench.config import config_dir
 from ssl_bench.report.build import build_report, load_study
 from ssl_bench.report.cli import main
-from ssl_bench.report.render import to_latex, to_markdown, verdicts_json
+from ssl_bench.report.render import to_csv, to_latex, to_markdown
+from ssl_bench.report.render_json import verdicts_json
 from ssl_bench.report.values import normalize, same
 from tests.conftest import isolate_wandb, wandb_leet
 
@@ -565,3 +566,71 @@ def test_cli_survivorship_diverged_seeds_block_the_verdict_and_are_named(sweep, 
     assert [v["outcome"] for v in verdicts] == ["holds", "inconclusive", "inconclusive"]
     assert "stop_grad=true lost 4 of 10 seeds: the survivors are not a random sample of seeds" in out
     assert "dropped: stop_grad=true: 4 of 10 (failed 1, diverged 3)" in verdicts[1]["reason"]
+
+
+# --- compare: true (the methods benchmark) ------------------------------------------------------------
+COMPARE = {
+    "name": "toy_methods",
+    "variant": "quick",
+    "title": "every method",
+    "rows": ["method.name"],
+    "columns": [],
+    "metric": "knn_acc",
+    "metric_label": "kNN top-1 (%)",
+    "compare": True,
+    "rules": [{"kind": "status", "where": {"method.name": "a"}, "is_not": "collapsed", "text": "a does not collapse"}],
+}
+PER_SEED = {
+    "a": [0.50, 0.52, 0.49, 0.51, 0.505, 0.53],  # distinct values: identical results count once
+    "b": [0.400, 0.410, 0.390, 0.420, 0.405, 0.415],
+    "c": [0.405, 0.400, 0.395, 0.430, 0.396, 0.425],  # c - b: +-0.01 around 0.002, no difference
+    "d": [0.90, 0.91],  # two seeds: below the evidence gate, compared with nothing
+}
+
+
+def test_a_comparing_study_lists_what_each_cell_beats_holm_over_every_pair(tmp_path):
+    """Paired one-sided t-tests (scipy) on every ordered pair of the cells with 3+ seeds, Holm over the 6 pairs
+    by hand: a beats b and c, b and c beat nothing, d (2 seeds) is in no comparison."""
+    from scipy import stats
+
+    records = [
+        (_record(COMPARE, "finished", v, seed, method__name=m), f"{m}_{seed}")
+        for m, values in PER_SEED.items()
+        for seed, v in enumerate(values)
+    ]
+    (tmp_path / "ref.csv").write_text("method.name,value,metric,source\n")
+    report = build_report(records, reference=tmp_path / "ref.csv")
+    pairs = [(x, y) for x in "abc" for y in "abc" if x != y]
+    raw = [stats.ttest_rel(PER_SEED[x], PER_SEED[y], alternative="greater").pvalue for x, y in pairs]
+    order = sorted(range(len(raw)), key=lambda i: raw[i])
+    holm, running = [0.0] * len(raw), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
+        holm[i] = running
+    expected = {x: sorted(y for (xx, y), p in zip(pairs, holm) if xx == x and p < 0.05) for x in "abcd"}
+    assert expected == {"a": ["b", "c"], "b": [], "c": [], "d": []}  # the data are as the docstring says
+    cell = {row[0]: report.cell(row, ()) for row in report.rows}
+    got = {m: sorted(d.row[0] for d in report.better.get(id(cell[m]), [])) for m in "abcd"}
+    assert got == expected and report.compared == 6 and id(cell["d"]) not in report.better
+    md = to_markdown(report)
+    assert "| better than |" in md and "| finished 6/6 | - | b, c |" in md and md.count("| - | - |") == 2
+    assert "| 2 | finished 2/2 | - | not compared |" in md
+    assert "Holm over all 6 ordered pairs tested" in md
+    payload = verdicts_json(report)
+    assert payload["better_than"]["name=a"] == ["name=b", "name=c"] and payload["pairs_compared"] == 6
+    rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+    assert {r["method.name"]: r["better_than"] for r in rows} == {"a": "b, c", "b": "-", "c": "-", "d": "not compared"}
+    assert "better than" in to_latex(report)
+
+
+def test_a_study_without_compare_has_no_better_than_column(sweep):
+    root, ref = sweep
+    report = load_study(root, reference=ref)
+    assert not report.better and "better than" not in to_markdown(report)
+
+
+def test_compare_must_be_a_boolean(tmp_path):
+    from ssl_bench.report.block import Study, StudyError
+
+    with pytest.raises(StudyError, match="compare='yes'; allowed: true, false"):
+        Study.from_block({**COMPARE, "compare": "yes"})

@@ -17,7 +17,7 @@ from ssl_bench.report.values import flatten, normalize, same, seed_label, show
 
 StudyError = ReportError
 # keys that say how the report reads a sweep, not what a job computes: taken from conf/study/ as it is now
-INTERPRETATION = ("title", "metric_label", "reference_metric", "rules", "alpha", "metric_range", "seed_sets")
+INTERPRETATION = ("title", "metric_label", "reference_metric", "rules", "alpha", "metric_range", "seed_sets", "compare")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Study:
     alpha: float = ALPHA  # default significance level of the rules
     value_range: tuple[float, float] | None = None  # the metric's possible values, display units
     seed_sets: tuple[tuple[str, ...], ...] = ()  # the protocol: the seeds, stated before the sweep
+    compare: bool = False  # the table says what each cell is significantly better than (ranking.py)
     block: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -53,6 +54,9 @@ class Study:
             raise StudyError(f"study {name}: alpha={alpha!r}; allowed: a number in (0, 0.5]")
         span = _range(name, block.get("metric_range"), metric)
         seed_sets = _seed_sets(name, block.get("seed_sets"))
+        compare = block.get("compare", False)
+        if not isinstance(compare, bool):
+            raise StudyError(f"study {name}: compare={compare!r}; allowed: true, false")
         study = cls(
             name=name,
             rows=tuple(rows),
@@ -66,6 +70,7 @@ class Study:
             alpha=float(alpha),
             value_range=span,
             seed_sets=seed_sets,
+            compare=compare,
             block=dict(block),
         )
         for i, rule in enumerate(study.rules):

@@ -31,10 +31,11 @@ from ssl_bench.report.cells import (
     run_name,
     short_metric,
 )
-from ssl_bench.report.evidence import Blocked, arm, compare
+from ssl_bench.report.evidence import MIN_SEEDS
+from ssl_bench.report.ranking import beaten, pairwise
 from ssl_bench.report.reference import find_reference, load_reference
 from ssl_bench.report.rules import Verdict, evaluate_rules
-from ssl_bench.report.statistics import ALPHA, NeedsSeeds, Summary, holm
+from ssl_bench.report.statistics import ALPHA, Summary
 from ssl_bench.report.values import MISSING, config_value, nkey, normalize, order_keys, short_key, show
 
 REPORT_DIR = "report"  # <sweep>/report/: where a report's files go
@@ -196,6 +197,8 @@ class StudyReport(Table):
     verdicts: list[Verdict] = field(default_factory=list)
     reference_path: Path | None = None
     ignored: int = 0  # records without this study's block
+    better: dict[int, list[Cell]] = field(default_factory=dict)  # compare: true: id(cell) -> the cells it beats
+    compared: int = 0  # compare: true: the ordered pairs tested (the Holm family)
 
     @property
     def reference_metrics(self) -> list[str]:
@@ -257,10 +260,12 @@ def build_report(
         reference_path=ref_path,
         ignored=len(records) - len(mine),
     )
-    mark_repeats(
-        [cells[(nkey(r), nkey(c))] for r in rows for c in columns],
-        lambda cell: report.cell_label(cell.row, cell.column),
-    )
+    ordered = [cells[(nkey(r), nkey(c))] for r in rows for c in columns]
+    mark_repeats(ordered, lambda cell: report.cell_label(cell.row, cell.column))
+    if study.compare:
+        label = lambda c: report.cell_label(c.row, c.column)  # noqa: E731
+        adjusted = pairwise(ordered, label, study.metric, lower_is_better(study.metric), MIN_SEEDS, study.seeds)
+        report.better, report.compared = beaten(ordered, adjusted, study.alpha), len(adjusted)
     return report
 
 
@@ -368,28 +373,12 @@ def build_sweep(
 
 
 def vs_best(report: SweepReport, ordered: Sequence[Cell]) -> dict[int, float]:
-    """id(cell) -> the p of "the best cell is better than it", corrected for the pick: the best is
-    chosen by the data, so every ordered pair of cells with a number is tested (one-sided, paired
-    when the cells share seeds, else Welch) and the p-values are Holm-adjusted over all of those
-    pairs; the best's row of the adjusted table is reported. Cells without evidence (n < 2, no
-    spread) are left out of the comparison."""
+    """id(cell) -> the p of "the best cell is better than it", corrected for the pick
+    (:mod:`ssl_bench.report.ranking`: Holm over every ordered pair; the best's row is reported)."""
     if report.best is None:
         return {}
-    sign = -1.0 if report.lower_better else 1.0
-    cells = [c for c in ordered if c.mean is not None]
-    arms = {id(c): arm(c.jobs, report.cell_label(c.row, c.column)) for c in cells}
-    raw: dict[tuple[int, int], float] = {}
-    for c in cells:
-        for d in cells:
-            if c is d:
-                continue
-            try:
-                cmp = compare([(sign, arms[id(c)]), (-sign, arms[id(d)])], report.metric, min_seeds=2)
-            except (Blocked, NeedsSeeds):
-                continue
-            raw[(id(c), id(d))] = cmp.estimate.p_greater(0)
-    keys = list(raw)
-    adjusted = dict(zip(keys, holm([raw[k] for k in keys])))
+    label = lambda c: report.cell_label(c.row, c.column)  # noqa: E731
+    adjusted = pairwise(ordered, label, report.metric, report.lower_better, min_seeds=2)
     best = id(report.best)
     return {d: p for (c, d), p in adjusted.items() if c == best}
 

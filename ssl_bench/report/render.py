@@ -15,15 +15,34 @@ from typing import Any
 
 from ssl_bench.report.build import StudyReport, SweepReport, Table, metric_label
 from ssl_bench.report.cells import Cell, is_accuracy
+from ssl_bench.report.render_json import sweep_json, verdicts_json
 from ssl_bench.report.values import fmt, p_is, short_key, show
 from ssl_bench.tracking.record import STATUSES
 
 
+def compares(report: Table) -> bool:
+    """A study with ``compare: true``: each cell lists what it is significantly better than."""
+    return isinstance(report, StudyReport) and report.study is not None and report.study.compare
+
+
 def sub_headers(report: Table) -> list[str]:
-    return [metric_label(report), "n", "runs", "paper" if isinstance(report, StudyReport) else "vs best"]
+    heads = [metric_label(report), "n", "runs", "paper" if isinstance(report, StudyReport) else "vs best"]
+    return heads + ["better than"] if compares(report) else heads
 
 
-SUB_ALIGN = {"paper": "r", "vs best": "l"}
+SUB_ALIGN = {"paper": "r", "vs best": "l", "better than": "l"}
+
+
+def short_label(report: Table, cell: Cell) -> str:
+    """The row's value alone when the table has one axis (``simclr``), else the full cell label."""
+    return report.row_label(cell.row) if not report.column_keys else report.cell_label(cell.row, cell.column)
+
+
+def better_than(report: StudyReport, cell: Cell) -> str:
+    """The cells it beats, ``-`` for none, ``not compared`` when too few seeds decide for any test."""
+    if id(cell) not in report.better:
+        return "not compared" if cell.jobs else "-"
+    return ", ".join(short_label(report, d) for d in report.better[id(cell)]) or "-"
 
 
 def header(report: Table) -> tuple[list[str], list[str]]:
@@ -47,7 +66,8 @@ def vs_best(report: SweepReport, cell: Cell) -> str:
 def cell_fields(report: Table, cell: Cell) -> list[str]:
     last = fmt(cell.reference, report.scale) if isinstance(report, StudyReport) else vs_best(report, cell)
     n = str(cell.n) if cell.jobs else "-"
-    return [cell.ours(), n, cell.runs + (" (same runs)" if cell.same_as else ""), last]
+    fields = [cell.ours(), n, cell.runs + (" (same runs)" if cell.same_as else ""), last]
+    return fields + [better_than(report, cell)] if compares(report) else fields  # type: ignore[arg-type]
 
 
 def table_rows(report: Table) -> list[list[str]]:
@@ -88,6 +108,12 @@ def notes(report: Table) -> list[str]:
     if repeats:
         out.append(
             f"Same runs (identical results of the same seeds; counted once in every verdict): {'; '.join(repeats)}."
+        )
+    if compares(report):
+        assert isinstance(report, StudyReport)
+        out.append(
+            "Better than: the cells it is significantly above (one-sided t-tests, paired where cells share "
+            f"seeds, else Welch; Holm over all {report.compared} ordered pairs tested; alpha {report.alpha:g})."
         )
     if isinstance(report, StudyReport):
         out.append(sources_line(report))
@@ -184,6 +210,7 @@ def tidy(report: Table) -> tuple[list[str], list[list[Any]]]:
     statuses = [s for s in STATUSES if s != "running"]
     study = isinstance(report, StudyReport)
     extra = ["reference", "reference_metric", "source"] if study else ["vs_best_p", "best"]
+    extra += ["better_than"] if compares(report) else []
     columns = [
         *report.row_keys,
         *report.column_keys,
@@ -211,6 +238,7 @@ def tidy(report: Table) -> tuple[list[str], list[list[Any]]]:
             evals = sorted({j.n_eval for j in cell.jobs if j.n_eval and j.value is not None})
             if study:
                 tail = [cell.reference, cell.reference_metric or "", cell.source or ""]
+                tail += [better_than(report, cell)] if compares(report) else []  # type: ignore[arg-type]
             else:
                 p = report.vs_best.get(id(cell))
                 tail = ["" if p is None else round(p, 6), cell is report.best]
@@ -290,55 +318,6 @@ def to_latex(report: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- JSON -----------------------------------------------------------------------------------------
-def verdicts_json(report: StudyReport) -> dict[str, Any]:
-    study, vs = report.study, report.verdicts
-    assert study is not None
-    counts = {o: sum(v.outcome == o for v in vs) for o in ("holds", "does not hold", "inconclusive", "n/a")}
-    return {
-        "study": study.name,
-        "title": study.title,
-        "variant": study.variant,
-        "metric": study.metric,
-        "source": report.source,
-        "alpha": study.alpha,
-        "reference": None if report.reference_path is None else str(report.reference_path),
-        "random_init": report.random_init,
-        "n_eval": report.n_eval,
-        "holds": counts["holds"],
-        "does_not_hold": counts["does not hold"],
-        "inconclusive": counts["inconclusive"],
-        "n/a": counts["n/a"],
-        "verdicts": [v.as_dict() for v in vs],
-        "unreadable": [{"path": str(u.path), "reason": u.reason} for u in report.unreadable],
-    }
-
-
-def sweep_json(report: SweepReport) -> dict[str, Any]:
-    best = report.best
-    sig, not_sig = report.better_than()
-    label = report.cell_label
-    return {
-        "source": report.source,
-        "metric": report.metric,
-        "lower_is_better": report.lower_better,
-        "keys": report.keys,
-        "rows": list(report.row_keys),
-        "columns": list(report.column_keys),
-        "alpha": report.alpha,
-        "n_eval": report.n_eval,
-        "random_init": report.random_init,
-        "best": None
-        if best is None
-        else {"cell": label(best.row, best.column), "mean": best.mean, "n": best.n, "ci": best.ci},
-        "better_than": [{"cell": label(c.row, c.column), "p": report.vs_best[id(c)]} for c in sig],
-        "not_significantly_better_than": [
-            {"cell": label(c.row, c.column), "p": report.vs_best.get(id(c))} for c in not_sig
-        ],
-        "unreadable": [{"path": str(u.path), "reason": u.reason} for u in report.unreadable],
-    }
-
-
 # --- console --------------------------------------------------------------------------------------
 def to_rich(report: Table) -> Any:
     from rich.markup import escape
@@ -354,7 +333,7 @@ def to_rich(report: Table) -> Any:
     table = RichTable(title=escape(title))
     for i, h in enumerate(head):
         group = groups[(i - nkeys) // nsub] if i >= nkeys and report.column_keys else ""
-        left = i < nkeys or (i - nkeys) % nsub in (2, 3)  # key values, runs and the last field left
+        left = i < nkeys or (i - nkeys) % nsub >= 2  # key values, runs and the text fields left
         table.add_column(escape(f"{group}\n{h}" if group else h), justify="left" if left else "right")
     rows = [
         r

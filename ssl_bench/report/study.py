@@ -7,7 +7,8 @@ from ssl_bench.report.block import Study, StudyError, current_block, study_of
 from ssl_bench.report.build import REPORT_DIR, StudyReport, build_report, load_study
 from ssl_bench.report.cells import Cell, Job, run_name, runs_text, select, status_counts
 from ssl_bench.report.reference import REFERENCE_FILE, find_reference, load_reference
-from ssl_bench.report.render import to_csv, to_latex, to_markdown, verdict_lines, verdicts_json, write_report
+from ssl_bench.report.render import to_csv, to_latex, to_markdown, verdict_lines, write_report
+from ssl_bench.report.render_json import verdicts_json
 from ssl_bench.report.rules import RULES, Verdict, evaluate_rules
 from ssl_bench.report.values import config_value, flatten, normalize, same, short_key, show
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from ssl_bench.report.block import StudyError
 from ssl_bench.report.build import StudyReport, SweepReport, Table
-from ssl_bench.report.render import sweep_json, tidy, verdicts_json
+from ssl_bench.report.render import tidy
+from ssl_bench.report.render_json import sweep_json, verdicts_json
 from ssl_bench.tracking.wandb import has_credentials, resolve_mode, run_settings
 
 SCHEME = "wandb://"
