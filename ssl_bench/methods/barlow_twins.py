@@ -10,6 +10,7 @@ from torch.distributed.nn.functional import all_gather
 from ssl_bench.distributed import world
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import barlow_twins_loss
+from ssl_bench.methods.multicrop import combine, local_forward, view_pairs
 from ssl_bench.models.heads import MLP
 
 
@@ -18,10 +19,16 @@ class BarlowTwins(SSLMethod):
         self.projector = MLP(self.feat_dim, **self.mcfg.projector)
 
     def step(self, views: list[torch.Tensor]) -> StepOutput:
-        x1, x2 = views[:2]
+        """The two views' cross-correlation loss; small views (multi-crop) pair with each global view
+        as well, averaged (``multicrop.py``)."""
+        (x1, x2, *_), local = self.split_views(views)
         f1 = self.backbone(x1)
-        z1, z2 = self.projector(f1), self.projector(self.backbone(x2))
+        z = [self.projector(f1), self.projector(self.backbone(x2))]
+        z += local_forward(lambda x: self.projector(self.backbone(x)), local)
         if self.mcfg.gather_distributed and world()[1] > 1:
-            z1, z2 = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))  # keeps gradients
-        loss = self.mcfg.scale_loss * barlow_twins_loss(z1, z2, self.mcfg.lambda_offdiag)
-        return StepOutput(loss, f1, z1[: f1.shape[0]])
+            z = [torch.cat(all_gather(zi)) for zi in z]  # keeps gradients
+        m = self.mcfg
+        loss = combine(
+            lambda a, b: m.scale_loss * barlow_twins_loss(z[a], z[b], m.lambda_offdiag), view_pairs(len(local)), 1, 1.0
+        )
+        return StepOutput(loss, f1, z[0][: f1.shape[0]])

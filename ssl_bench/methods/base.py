@@ -28,6 +28,7 @@ from ssl_bench.eval.export import export_backbone
 from ssl_bench.eval.frozen import evaluate_frozen
 from ssl_bench.eval.knn import knn_accuracy
 from ssl_bench.eval.metrics import normalized_std, rankme
+from ssl_bench.methods.multicrop import split_views
 from ssl_bench.models.backbones import build_backbone
 from ssl_bench.optim import lightning_optimization, split_decay
 
@@ -107,6 +108,10 @@ class SSLMethod(pl.LightningModule):
     def step(self, views: list[torch.Tensor]) -> StepOutput:
         """The method's loss on a list of augmented, normalised views."""
         raise NotImplementedError
+
+    def split_views(self, views: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(global views, multi-crop's small views: the last ``augment.local_crops``); see ``multicrop.py``."""
+        return split_views(views, int(self.cfg.augment.get("local_crops", 0) or 0))
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         """The online branch's output, the one the loss compares, whose spread the collapse

@@ -6,6 +6,7 @@ import torch
 
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import byol_loss
+from ssl_bench.methods.multicrop import combine, local_forward, target_pairs
 from ssl_bench.methods.simsiam import build_predictor
 from ssl_bench.models.heads import MLP
 from ssl_bench.models.momentum import MomentumTargets, make_target
@@ -23,19 +24,24 @@ class BYOL(MomentumTargets, SSLMethod):
         return self.predictor(self.projector(features))
 
     def step(self, views: list[torch.Tensor]) -> StepOutput:
-        x1, x2 = views[:2]
+        """The paper's symmetrised loss L + L~ (``symmetric``); small views (multi-crop) predict each
+        global view's target as well (``multicrop.py``)."""
+        (x1, x2, *_), local = self.split_views(views)
+        symmetric = self.mcfg.symmetric
         f1 = self.backbone(x1)
-        z1 = self.projector(f1)
+        p = {0: self.predictor(self.projector(f1))}
+        t = {}
         with torch.no_grad():
-            t2 = self.target_projector(self.target_backbone(x2))
-        p1 = self.predictor(z1)
-        loss = byol_loss(p1, t2)
-        if self.mcfg.symmetric:  # the paper's symmetrised loss: L + L~
-            p2 = self.predictor(self.projector(self.backbone(x2)))
+            t[1] = self.target_projector(self.target_backbone(x2))
+        if symmetric:
+            p[1] = self.predictor(self.projector(self.backbone(x2)))
             with torch.no_grad():
-                t1 = self.target_projector(self.target_backbone(x1))
-            loss = loss + byol_loss(p2, t1)
-        return StepOutput(loss, f1, p1)
+                t[0] = self.target_projector(self.target_backbone(x1))
+        for j, pj in enumerate(local_forward(lambda x: self.predictor(self.projector(self.backbone(x))), local)):
+            p[2 + j] = pj
+        n_base = 2 if symmetric else 1
+        loss = combine(lambda v, k: byol_loss(p[v], t[k]), target_pairs(len(local), symmetric), n_base, n_base)
+        return StepOutput(loss, f1, p[0])
 
     def momentum_pairs(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
         return [(self.backbone, self.target_backbone), (self.projector, self.target_projector)]

@@ -101,8 +101,7 @@ class DINO(MomentumTargets, SSLMethod):
         )
 
     def step(self, views: list[torch.Tensor]) -> StepOutput:
-        n_local = int(self.cfg.augment.get("local_crops", 0) or 0)
-        globals_, locals_ = views[: len(views) - n_local], views[len(views) - n_local :]
+        globals_, locals_ = self.split_views(views)
         n = globals_[0].shape[0]
         f = self.backbone(torch.cat(globals_))
         student = list(self.head(f).chunk(len(globals_)))

@@ -14,6 +14,7 @@ import torch
 from ssl_bench.distributed import gather, world
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import info_nce
+from ssl_bench.methods.multicrop import combine, local_forward, target_pairs
 from ssl_bench.methods.simsiam import build_predictor
 from ssl_bench.models.heads import MLP
 from ssl_bench.models.momentum import MomentumTargets, make_target
@@ -32,10 +33,14 @@ class MoCoV3(MomentumTargets, SSLMethod):
         return self.predictor(self.projector(features))
 
     def step(self, views: list[torch.Tensor]) -> StepOutput:
-        x1, x2 = views[:2]
+        """``ctr(q1, k2) + ctr(q2, k1)``; small views (multi-crop) are queries against each global
+        view's keys as well (``multicrop.py``)."""
+        (x1, x2, *_), local = self.split_views(views)
         f1, f2 = self.backbone(x1), self.backbone(x2)  # one forward per view, as the authors' code
         z1, z2 = self.projector(f1), self.projector(f2)
-        q1, q2 = self.predictor(z1), self.predictor(z2)
+        q = {0: self.predictor(z1), 1: self.predictor(z2)}
+        for j, qj in enumerate(local_forward(lambda x: self.predictor(self.projector(self.backbone(x))), local)):
+            q[2 + j] = qj
         with torch.no_grad():
             if self.mcfg.momentum_encoder:
                 k1 = self.target_projector(self.target_backbone(x1))
@@ -45,10 +50,10 @@ class MoCoV3(MomentumTargets, SSLMethod):
         offset = 0
         if self.mcfg.gather_distributed and world()[1] > 1:
             k1, k2 = gather(k1), gather(k2)  # no gradient flows into keys
-            offset = world()[0] * q1.shape[0]
-        t = self.mcfg.temperature
-        loss = info_nce(q1, k2, t, offset) + info_nce(q2, k1, t, offset)
-        return StepOutput(loss, f1, q1)
+            offset = world()[0] * q[0].shape[0]
+        k, t = {0: k1, 1: k2}, self.mcfg.temperature
+        loss = combine(lambda v, i: info_nce(q[v], k[i], t, offset), target_pairs(len(local)), 2, 2.0)
+        return StepOutput(loss, f1, q[0])
 
     def momentum_pairs(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
         if not self.mcfg.momentum_encoder:

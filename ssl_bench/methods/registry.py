@@ -173,7 +173,7 @@ class MethodSpec:
     ablated: tuple[str, ...]  # the keys the paper ablates
     recipe: str = ""  # the recipe with published numbers
     published: str = ""  # the published number of that recipe
-    multicrop: bool = False  # its loss pairs augment.local_crops small views with the global ones
+    multicrop: bool = False  # its loss pairs augment.local_crops small views with the global ones (multicrop.py)
     check: Callable[[Any], None] | None = None
     smoke: tuple[str, ...] = ()  # overrides that shrink its heads for a seconds-long run (tests, docs)
 
@@ -192,37 +192,37 @@ REGISTRY: dict[str, MethodSpec] = {
             "simclr", SimCLR, "ssl_bench.methods.simclr:SimCLR", "image",
             family="contrastive", paper="Chen et al. 2020", loss="NT-Xent over the global batch",
             collapse_switch="", ablated=("temperature", "normalize", "projector.type"),
-            recipe="cifar10_simclr", published="90.7 (solo-learn, 1000 ep)",
+            recipe="cifar10_simclr", published="90.7 (solo-learn, 1000 ep)", multicrop=True,
             smoke=_SMALL_PROJECTOR,
         ),
         MethodSpec(
             "byol", BYOL, "ssl_bench.methods.byol:BYOL", "image",
             family="self-distillation (EMA target)", paper="Grill et al. 2020", loss="2 - 2 cos(p, z_target)",
             collapse_switch="method.tau_base=0", ablated=("tau_base", "predictor", "symmetric"),
-            recipe="cifar10_byol", published="92.6 (solo-learn, 1000 ep)", check=_predictor_matches_projector,
-            smoke=_SMALL_PREDICTOR,
+            recipe="cifar10_byol", published="92.6 (solo-learn, 1000 ep)", multicrop=True,
+            check=_predictor_matches_projector, smoke=_SMALL_PREDICTOR,
         ),
         MethodSpec(
             "simsiam", SimSiam, "ssl_bench.methods.simsiam:SimSiam", "image",
             family="self-distillation (stop-gradient)", paper="Chen & He 2021", loss="-cos(p, sg(z))",
             collapse_switch="method.stop_grad=false", ablated=("stop_grad", "predictor", "predictor_fixed_lr"),
-            recipe="cifar10_simsiam", published="90.5 (solo-learn, 1000 ep)", check=_predictor_matches_projector,
-            smoke=_SMALL_PREDICTOR,
+            recipe="cifar10_simsiam", published="90.5 (solo-learn, 1000 ep)", multicrop=True,
+            check=_predictor_matches_projector, smoke=_SMALL_PREDICTOR,
         ),
         MethodSpec(
             "mocov3", MoCoV3, "ssl_bench.methods.mocov3:MoCoV3", "image",
             family="contrastive (momentum encoder)", paper="Chen, Xie & He 2021",
             loss="symmetrised InfoNCE, keys gathered over ranks",
             collapse_switch="", ablated=("tau_base", "momentum_encoder", "temperature", "predictor"),
-            recipe="cifar10_mocov3", published="93.1 (solo-learn, 1000 ep)", check=_predictor_matches_projector,
-            smoke=_SMALL_PREDICTOR,
+            recipe="cifar10_mocov3", published="93.1 (solo-learn, 1000 ep)", multicrop=True,
+            check=_predictor_matches_projector, smoke=_SMALL_PREDICTOR,
         ),
         MethodSpec(
             "barlow_twins", BarlowTwins, "ssl_bench.methods.barlow_twins:BarlowTwins", "image",
             family="redundancy reduction", paper="Zbontar et al. 2021",
             loss="cross-correlation to identity over the global batch",
             collapse_switch="", ablated=("lambda_offdiag", "projector.hidden_dim", "projector.out_dim"),
-            recipe="cifar10_barlow_twins", published="92.1 (solo-learn, 1000 ep)", check=_has_projector,
+            recipe="cifar10_barlow_twins", published="92.1 (solo-learn, 1000 ep)", multicrop=True, check=_has_projector,
             smoke=_SMALL_PROJECTOR,
         ),
         MethodSpec(
@@ -230,7 +230,7 @@ REGISTRY: dict[str, MethodSpec] = {
             family="variance-invariance-covariance", paper="Bardes, Ponce & LeCun 2022",
             loss="25 MSE + 25 variance hinge + 1 covariance",
             collapse_switch="method.var_weight=0", ablated=("sim_weight", "var_weight", "cov_weight"),
-            recipe="cifar10_vicreg", published="92.1 (solo-learn, 1000 ep)", check=_has_projector,
+            recipe="cifar10_vicreg", published="92.1 (solo-learn, 1000 ep)", multicrop=True, check=_has_projector,
             smoke=_SMALL_PROJECTOR,
         ),
         MethodSpec(

@@ -8,6 +8,7 @@ from torch.distributed.nn.functional import all_gather
 
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import nt_xent
+from ssl_bench.methods.multicrop import combine, local_forward, view_pairs
 from ssl_bench.models.heads import MLP
 
 
@@ -16,12 +17,20 @@ class SimCLR(SSLMethod):
         self.projector = MLP(self.feat_dim, **self.mcfg.projector)
 
     def step(self, views: list[torch.Tensor]) -> StepOutput:
-        f = self.backbone(torch.cat(views[:2]))  # both views in one batch, as SimCLR does
-        z1, z2 = self.projector(f).chunk(2)
-        z1_all = z2_all = None
+        """NT-Xent of the two views; small views (multi-crop) pair with each global view as well, each
+        pair its own NT-Xent, averaged (``multicrop.py``)."""
+        (x1, x2, *_), local = self.split_views(views)
+        f = self.backbone(torch.cat([x1, x2]))  # both views in one batch, as SimCLR does
+        z = [*self.projector(f).chunk(2), *local_forward(lambda x: self.projector(self.backbone(x)), local)]
+        z_all: list[torch.Tensor | None] = [None] * len(z)
         offset = 0
         if self.mcfg.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            z1_all, z2_all = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))  # keeps gradients
-            offset = dist.get_rank() * z1.shape[0]
-        loss = nt_xent(z1, z2, self.mcfg.temperature, self.mcfg.normalize, z1_all, z2_all, offset)
-        return StepOutput(loss, f[: z1.shape[0]], z1)
+            z_all = [torch.cat(all_gather(zi)) for zi in z]  # keeps gradients
+            offset = dist.get_rank() * z[0].shape[0]
+        m = self.mcfg
+
+        def pair(a: int, b: int) -> torch.Tensor:
+            return nt_xent(z[a], z[b], m.temperature, m.normalize, z_all[a], z_all[b], offset)
+
+        loss = combine(pair, view_pairs(len(local)), 1, 1.0)
+        return StepOutput(loss, f[: z[0].shape[0]], z[0])

@@ -10,6 +10,7 @@ from torch import nn
 
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import negative_cosine
+from ssl_bench.methods.multicrop import combine, local_forward, target_pairs
 from ssl_bench.models.heads import MLP
 
 
@@ -41,14 +42,18 @@ class SimSiam(SSLMethod):
         return [{"named": rest}, {"named": predictor, "fixed_lr": bool(self.mcfg.predictor_fixed_lr)}]
 
     def step(self, views: list[torch.Tensor]) -> StepOutput:
-        x1, x2 = views[:2]
+        """The paper's symmetrised loss ``D(p1, z2) / 2 + D(p2, z1) / 2``; small views (multi-crop)
+        predict each global view's z as well (``multicrop.py``)."""
+        (x1, x2, *_), local = self.split_views(views)
         f1, f2 = self.backbone(x1), self.backbone(x2)
         z1, z2 = self.projector(f1), self.projector(f2)
-        p1, p2 = self.predictor(z1), self.predictor(z2)
+        p = {0: self.predictor(z1), 1: self.predictor(z2)}
+        for j, pj in enumerate(local_forward(lambda x: self.predictor(self.projector(self.backbone(x))), local)):
+            p[2 + j] = pj
         if self.mcfg.stop_grad:
             z1, z2 = z1.detach(), z2.detach()
-        if self.mcfg.symmetric:
-            loss = 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
-        else:
-            loss = negative_cosine(p1, z2)
-        return StepOutput(loss, f1, p1)
+        z = {0: z1, 1: z2}
+        symmetric = self.mcfg.symmetric
+        pairs = target_pairs(len(local), symmetric)
+        loss = combine(lambda v, k: negative_cosine(p[v], z[k]), pairs, 2 if symmetric else 1, 1.0)
+        return StepOutput(loss, f1, p[0])

@@ -11,6 +11,7 @@ from torch.distributed.nn.functional import all_gather
 from ssl_bench.distributed import world
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import vicreg_terms
+from ssl_bench.methods.multicrop import combine, local_forward, view_pairs
 from ssl_bench.models.heads import MLP
 
 
@@ -19,13 +20,20 @@ class VICReg(SSLMethod):
         self.projector = MLP(self.feat_dim, **self.mcfg.projector)
 
     def step(self, views: list[torch.Tensor]) -> StepOutput:
+        """The weighted three terms of the two views; small views (multi-crop) pair with each global
+        view as well, averaged (``multicrop.py``)."""
         m = self.mcfg
-        x1, x2 = views[:2]
+        (x1, x2, *_), local = self.split_views(views)
         f1 = self.backbone(x1)
-        z1, z2 = self.projector(f1), self.projector(self.backbone(x2))
-        z1_all = z2_all = None
+        z = [self.projector(f1), self.projector(self.backbone(x2))]
+        z += local_forward(lambda x: self.projector(self.backbone(x)), local)
+        z_all: list[torch.Tensor | None] = [None] * len(z)
         if m.gather_distributed and world()[1] > 1:
-            z1_all, z2_all = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))  # keeps gradients
-        inv, var, cov = vicreg_terms(z1, z2, z1_all, z2_all, m.var_target, m.var_eps)
-        loss = m.sim_weight * inv + m.var_weight * var + m.cov_weight * cov
-        return StepOutput(loss, f1, z1)
+            z_all = [torch.cat(all_gather(zi)) for zi in z]  # keeps gradients
+
+        def pair(a: int, b: int) -> torch.Tensor:
+            inv, var, cov = vicreg_terms(z[a], z[b], z_all[a], z_all[b], m.var_target, m.var_eps)
+            return m.sim_weight * inv + m.var_weight * var + m.cov_weight * cov
+
+        loss = combine(pair, view_pairs(len(local)), 1, 1.0)
+        return StepOutput(loss, f1, z[0])
