@@ -618,6 +618,7 @@ def test_a_comparing_study_lists_what_each_cell_beats_holm_over_every_pair(tmp_p
     assert "Holm over all 6 ordered pairs tested" in md
     payload = verdicts_json(report)
     assert payload["better_than"]["name=a"] == ["name=b", "name=c"] and payload["pairs_compared"] == 6
+    assert payload["better_than"]["name=d"] is None and payload["better_than"]["name=b"] == []
     rows = list(csv.DictReader(io.StringIO(to_csv(report))))
     assert {r["method.name"]: r["better_than"] for r in rows} == {"a": "b, c", "b": "-", "c": "-", "d": "not compared"}
     assert "better than" in to_latex(report)

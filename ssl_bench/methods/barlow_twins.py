@@ -10,7 +10,7 @@ from torch.distributed.nn.functional import all_gather
 from ssl_bench.distributed import world
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import barlow_twins_loss
-from ssl_bench.methods.multicrop import combine, local_forward, view_pairs
+from ssl_bench.methods.multicrop import combine, view_pairs
 from ssl_bench.models.heads import MLP
 
 
@@ -24,7 +24,7 @@ class BarlowTwins(SSLMethod):
         (x1, x2, *_), local = self.split_views(views)
         f1 = self.backbone(x1)
         z = [self.projector(f1), self.projector(self.backbone(x2))]
-        z += local_forward(lambda x: self.projector(self.backbone(x)), local)
+        z += self.local_embeddings(local)
         if self.mcfg.gather_distributed and world()[1] > 1:
             z = [torch.cat(all_gather(zi)) for zi in z]  # keeps gradients
         m = self.mcfg

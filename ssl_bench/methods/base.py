@@ -113,6 +113,12 @@ class SSLMethod(pl.LightningModule):
         """(global views, multi-crop's small views: the last ``augment.local_crops``); see ``multicrop.py``."""
         return split_views(views, int(self.cfg.augment.get("local_crops", 0) or 0))
 
+    def local_embeddings(self, local: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The small views' ``embed`` outputs, one forward for all (they share a resolution)."""
+        if not local:
+            return []
+        return list(self.embed(self.backbone(torch.cat(local))).chunk(len(local)))
+
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         """The online branch's output, the one the loss compares, whose spread the collapse
         monitor measures: the projector output here, the predictor output for BYOL / SimSiam."""

@@ -6,7 +6,7 @@ import torch
 
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import byol_loss
-from ssl_bench.methods.multicrop import combine, local_forward, target_pairs
+from ssl_bench.methods.multicrop import combine, target_pairs
 from ssl_bench.methods.simsiam import build_predictor
 from ssl_bench.models.heads import MLP
 from ssl_bench.models.momentum import MomentumTargets, make_target
@@ -37,8 +37,7 @@ class BYOL(MomentumTargets, SSLMethod):
             p[1] = self.predictor(self.projector(self.backbone(x2)))
             with torch.no_grad():
                 t[0] = self.target_projector(self.target_backbone(x1))
-        for j, pj in enumerate(local_forward(lambda x: self.predictor(self.projector(self.backbone(x))), local)):
-            p[2 + j] = pj
+        p.update(enumerate(self.local_embeddings(local), start=2))
         n_base = 2 if symmetric else 1
         loss = combine(lambda v, k: byol_loss(p[v], t[k]), target_pairs(len(local), symmetric), n_base, n_base)
         return StepOutput(loss, f1, p[0])

@@ -105,8 +105,7 @@ class DINO(MomentumTargets, SSLMethod):
         n = globals_[0].shape[0]
         f = self.backbone(torch.cat(globals_))
         student = list(self.head(f).chunk(len(globals_)))
-        if locals_:  # the small crops: one forward at their own resolution
-            student += list(self.head(self.backbone(torch.cat(locals_))).chunk(len(locals_)))
+        student += self.local_embeddings(locals_)  # the small crops: one forward at their own resolution
         with torch.no_grad():
             t_out = self.target_head(self.target_backbone(torch.cat(globals_)))
         teacher = list(t_out.chunk(len(globals_)))

@@ -14,7 +14,7 @@ import torch
 from ssl_bench.distributed import gather, world
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import info_nce
-from ssl_bench.methods.multicrop import combine, local_forward, target_pairs
+from ssl_bench.methods.multicrop import combine, target_pairs
 from ssl_bench.methods.simsiam import build_predictor
 from ssl_bench.models.heads import MLP
 from ssl_bench.models.momentum import MomentumTargets, make_target
@@ -39,8 +39,7 @@ class MoCoV3(MomentumTargets, SSLMethod):
         f1, f2 = self.backbone(x1), self.backbone(x2)  # one forward per view, as the authors' code
         z1, z2 = self.projector(f1), self.projector(f2)
         q = {0: self.predictor(z1), 1: self.predictor(z2)}
-        for j, qj in enumerate(local_forward(lambda x: self.predictor(self.projector(self.backbone(x))), local)):
-            q[2 + j] = qj
+        q.update(enumerate(self.local_embeddings(local), start=2))
         with torch.no_grad():
             if self.mcfg.momentum_encoder:
                 k1 = self.target_projector(self.target_backbone(x1))

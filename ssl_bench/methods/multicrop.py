@@ -11,7 +11,8 @@ number of terms for a sum, 1 for a mean), as DINO averages its cross-view terms.
 of these methods trains on two views only: this carries SwAV's and DINO's pairing over to their losses,
 it is not a setting their papers report.
 
-DINO pairs its crops itself (``ssl_bench/methods/dino.py``); written here because no well-kept
+The small views go through ``SSLMethod.local_embeddings`` (the method's own ``embed``, one forward for
+all). DINO pairs its crops itself (``ssl_bench/methods/dino.py``); written here because no well-kept
 library exposes the pairing on its own.
 """
 
@@ -53,10 +54,3 @@ def combine(
     for pair in pairs[1:]:
         total = total + w * term(*pair)
     return total
-
-
-def local_forward(net: Callable[[torch.Tensor], torch.Tensor], local: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """The small views through ``net`` in one batch (they share a resolution, the global views another)."""
-    if not local:
-        return []
-    return list(net(torch.cat(list(local))).chunk(len(local)))

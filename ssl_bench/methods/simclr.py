@@ -8,7 +8,7 @@ from torch.distributed.nn.functional import all_gather
 
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import nt_xent
-from ssl_bench.methods.multicrop import combine, local_forward, view_pairs
+from ssl_bench.methods.multicrop import combine, view_pairs
 from ssl_bench.models.heads import MLP
 
 
@@ -21,7 +21,7 @@ class SimCLR(SSLMethod):
         pair its own NT-Xent, averaged (``multicrop.py``)."""
         (x1, x2, *_), local = self.split_views(views)
         f = self.backbone(torch.cat([x1, x2]))  # both views in one batch, as SimCLR does
-        z = [*self.projector(f).chunk(2), *local_forward(lambda x: self.projector(self.backbone(x)), local)]
+        z = [*self.projector(f).chunk(2), *self.local_embeddings(local)]
         z_all: list[torch.Tensor | None] = [None] * len(z)
         offset = 0
         if self.mcfg.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

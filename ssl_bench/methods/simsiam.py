@@ -10,7 +10,7 @@ from torch import nn
 
 from ssl_bench.methods.base import SSLMethod, StepOutput
 from ssl_bench.methods.losses import negative_cosine
-from ssl_bench.methods.multicrop import combine, local_forward, target_pairs
+from ssl_bench.methods.multicrop import combine, target_pairs
 from ssl_bench.models.heads import MLP
 
 
@@ -48,8 +48,7 @@ class SimSiam(SSLMethod):
         f1, f2 = self.backbone(x1), self.backbone(x2)
         z1, z2 = self.projector(f1), self.projector(f2)
         p = {0: self.predictor(z1), 1: self.predictor(z2)}
-        for j, pj in enumerate(local_forward(lambda x: self.predictor(self.projector(self.backbone(x))), local)):
-            p[2 + j] = pj
+        p.update(enumerate(self.local_embeddings(local), start=2))
         if self.mcfg.stop_grad:
             z1, z2 = z1.detach(), z2.detach()
         z = {0: z1, 1: z2}

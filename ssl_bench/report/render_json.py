@@ -33,11 +33,17 @@ def verdicts_json(report: StudyReport) -> dict[str, Any]:
     }
 
 
-def _beaten(report: StudyReport) -> dict[str, list[str]]:
-    """Cell label -> the labels of the cells it is significantly better than (``compare: true``)."""
+def _beaten(report: StudyReport) -> dict[str, list[str] | None]:
+    """Cell label -> the labels of the cells it is significantly better than (``compare: true``); None for
+    a cell in no test (too few deciding seeds: not compared)."""
     label = report.cell_label
     cells = [report.cell(r, c) for r in report.rows for c in report.columns]
-    return {label(c.row, c.column): [label(d.row, d.column) for d in report.better.get(id(c), [])] for c in cells}
+    return {
+        label(c.row, c.column): None
+        if id(c) not in report.better
+        else [label(d.row, d.column) for d in report.better[id(c)]]
+        for c in cells
+    }
 
 
 def sweep_json(report: SweepReport) -> dict[str, Any]:
