@@ -57,6 +57,7 @@ def _simclr_step(projector: nn.Module, x1: torch.Tensor, x2: torch.Tensor, gathe
         projector=projector,
         mcfg=SimpleNamespace(gather_distributed=gather, temperature=TEMPERATURE, normalize=True),
         split_views=lambda views: (views, []),  # two global views, no small ones
+        local_embeddings=lambda local: [],
     )
     return SimCLR.step(stub, [x1, x2]).loss
 
@@ -79,7 +80,12 @@ def _stub(name: str, gather: bool = True) -> SimpleNamespace:
     every rank), double precision so that the one- and two-process numbers agree to rounding."""
     torch.manual_seed(2)
     proj = nn.Linear(D_IN, D_OUT).double()
-    stub = SimpleNamespace(backbone=nn.Identity(), projector=proj, split_views=lambda views: (views, []))
+    stub = SimpleNamespace(
+        backbone=nn.Identity(),
+        projector=proj,
+        split_views=lambda views: (views, []),  # two global views, no small ones
+        local_embeddings=lambda local: [],
+    )
     if name == "mocov3":
         stub.predictor = nn.Linear(D_OUT, D_OUT).double()
         stub.target_backbone, stub.target_projector = nn.Identity(), copy.deepcopy(proj).requires_grad_(False)
