@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 ARGS ?=
+TEST_JOBS ?= 2   # pytest-xdist workers; a test file stays on one worker (its module fixtures, the SLURM cluster)
 
 .PHONY: demo test test-slow lint format bench docs docs-serve install clean
 
@@ -26,7 +27,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ssl-bench-report --runs $(DEMO_DIR)
 
 test: lint
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_JOBS) --dist loadfile $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -37,7 +38,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow $(ARGS)
+	$(PY) -m pytest -q -m slow -n $(TEST_JOBS) --dist loadfile $(ARGS)
 
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
