@@ -112,7 +112,13 @@ class _Signals:
         if signum == REQUEUE:
             job = slurm_job_id()
             if job is not None:
-                requeue(job)  # SLURM's SIGTERM follows and ends this attempt
+                # SLURM's SIGTERM follows the requeue, often before ``scontrol`` returns: defer it
+                # until the requeue is logged, then end this attempt with it
+                with self.hold():
+                    requeue(job)
+                if self.pending is not None and not self.holding and not self.raised:
+                    self.raised = True
+                    raise Interrupted(self.pending)
             return
         self.received = self.received or signum
         if self.holding or self.raised:
